@@ -1,0 +1,250 @@
+"""Settings of the service.
+
+Each field's metadata carries its documentation; the README's configuration table
+is checked against these fields by ``tests/unit/test_config.py``. Values come from
+the defaults, then an optional TOML file named by ``SCIM_CONFIG_FILE``, then the
+environment (same names). The first invalid value raises ``ConfigError`` whose
+message is one line naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings; build with :func:`load_settings`."""
+
+    LDAP_URL: str = field(
+        default="ldap://127.0.0.1:3890",
+        metadata=_doc(
+            "Directory server URL(s): `ldap://`, `ldaps://` or `ldapi://`. Several URLs "
+            "separated by spaces or commas are tried in order (fail-over)."
+        ),
+    )
+    LDAP_BIND_DN: str = field(
+        default="cn=admin,dc=scimbridge,dc=local",
+        metadata=_doc("DN the service binds as."),
+    )
+    LDAP_BIND_PASSWORD: str = field(default="", metadata=_doc("Password of `LDAP_BIND_DN`."))
+    LDAP_BASE_DN: str = field(
+        default="dc=scimbridge,dc=local",
+        metadata=_doc(
+            "Base DN of the default tenant (`ou=People`, `ou=Groups`, `ou=Service` below it)."
+        ),
+    )
+    LDAP_START_TLS: bool = field(
+        default=False, metadata=_doc("Upgrade `ldap://` connections with StartTLS.")
+    )
+    LDAP_CA_FILE: str = field(
+        default="", metadata=_doc("PEM file of the CA(s) that sign the directory's certificate.")
+    )
+    LDAP_TLS_VERIFY: bool = field(
+        default=True,
+        metadata=_doc("Verify the directory's TLS certificate (turn off only for tests)."),
+    )
+    LDAP_CONNECT_TIMEOUT: float = field(
+        default=2.0, metadata=_doc("Seconds to wait for a TCP connection to the directory.")
+    )
+    LDAP_TIMEOUT: float = field(
+        default=5.0, metadata=_doc("Seconds to wait for any one LDAP operation's answer.")
+    )
+    LDAP_POOL_SIZE: int = field(
+        default=8, metadata=_doc("LDAP connections per worker process.")
+    )
+    LDAP_POOL_WAIT: float = field(
+        default=2.0,
+        metadata=_doc(
+            "Seconds a request waits for a free LDAP connection before it is answered 503."
+        ),
+    )
+    LDAP_PPOLICY_LOCK: bool = field(
+        default=True,
+        metadata=_doc(
+            "Lock disabled users with ppolicy's `pwdAccountLockedTime` (needs the ppolicy "
+            "overlay with `pwdLockout: TRUE`)."
+        ),
+    )
+    LDAP_PASSWORD_SCHEME: str = field(
+        default="SSHA512",
+        metadata=_doc(
+            "How SCIM passwords are hashed before they are stored: `SSHA512` (needs "
+            "OpenLDAP's pw-sha2 module) or `SSHA`."
+        ),
+    )
+    SCIM_BEARER_TOKEN: str = field(
+        default="",
+        metadata=_doc(
+            "Static bearer token for the default tenant (simplest deployments). Empty: "
+            "only managed tokens are accepted."
+        ),
+    )
+    SCIM_MAPPING_FILE: str = field(
+        default="",
+        metadata=_doc("TOML file replacing the default SCIM to LDAP attribute mapping."),
+    )
+    SCIM_MAX_PAGE_SIZE: int = field(
+        default=1000, metadata=_doc("Largest `count` a list request may return.")
+    )
+    SCIM_MAX_FILTER_LENGTH: int = field(
+        default=4096, metadata=_doc("Longest accepted filter, in characters.")
+    )
+    SCIM_MAX_OPERATIONS: int = field(
+        default=1000, metadata=_doc("Most operations in one PATCH request.")
+    )
+    SCIM_MAX_MEMBERS_PER_PATCH: int = field(
+        default=10000, metadata=_doc("Most member values in one PATCH request.")
+    )
+    SCIM_MAX_BODY_BYTES: int = field(
+        default=4 * 1024 * 1024, metadata=_doc("Largest accepted request body, in bytes.")
+    )
+    SCIM_RETRY_AFTER: int = field(
+        default=5,
+        metadata=_doc("`Retry-After` seconds sent with 503 when the directory is unavailable."),
+    )
+    LOG_LEVEL: str = field(default="INFO", metadata=_doc("Log level (DEBUG, INFO, WARNING…)."))
+
+    @property
+    def ldap_urls(self) -> list[str]:
+        """The directory URLs in fail-over order."""
+        return [u for u in self.LDAP_URL.replace(",", " ").split() if u]
+
+
+def settings_fields() -> list[dataclasses.Field[Any]]:
+    """The settings in declaration order (used by docs and the README check)."""
+    return list(dataclasses.fields(Settings))
+
+
+def _check_urls(value: str) -> str:
+    urls = [u for u in value.replace(",", " ").split() if u]
+    if not urls:
+        raise ValueError("expected at least one ldap://, ldaps:// or ldapi:// URL")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ldap", "ldaps", "ldapi") or not parts.netloc:
+            raise ValueError(f"expected ldap://, ldaps:// or ldapi:// URL, got {url!r}")
+        try:
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+    return value
+
+
+def _check_dn(value: str) -> str:
+    rdns = [r for r in value.split(",") if r.strip()]
+    if not rdns or any("=" not in r for r in rdns):
+        raise ValueError(f"expected a DN like dc=example,dc=org, got {value!r}")
+    return value
+
+
+def _check_choice(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value.upper() not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value.upper()
+
+    return check
+
+
+def _check_file(value: str) -> str:
+    if value and not Path(value).is_file():
+        raise ValueError(f"no such file: {value!r}")
+    return value
+
+
+_CHECKS: dict[str, Callable[[str], str]] = {
+    "LDAP_URL": _check_urls,
+    "LDAP_BIND_DN": _check_dn,
+    "LDAP_BASE_DN": _check_dn,
+    "LDAP_CA_FILE": _check_file,
+    "SCIM_MAPPING_FILE": _check_file,
+    "LDAP_PASSWORD_SCHEME": _check_choice("SSHA512", "SSHA"),
+    "LOG_LEVEL": _check_choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+_POSITIVE = {
+    "LDAP_CONNECT_TIMEOUT", "LDAP_TIMEOUT", "LDAP_POOL_SIZE", "LDAP_POOL_WAIT",
+    "SCIM_MAX_PAGE_SIZE", "SCIM_MAX_FILTER_LENGTH", "SCIM_MAX_OPERATIONS",
+    "SCIM_MAX_MEMBERS_PER_PATCH", "SCIM_MAX_BODY_BYTES", "SCIM_RETRY_AFTER",
+}
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    if kind in (bool, "bool"):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if kind in (int, "int"):
+        if isinstance(raw, bool):
+            raise ValueError(f"expected a whole number, got {raw!r}")
+        try:
+            value: Any = int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+    elif kind in (float, "float"):
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+    else:
+        value = str(raw)
+    if name in _POSITIVE and value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    check = _CHECKS.get(name)
+    return check(value) if check else value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, file: str | Path | None = None
+) -> Settings:
+    """Build settings from defaults < TOML ``file`` (or ``$SCIM_CONFIG_FILE``) < ``environ``."""
+    env = dict(os.environ if environ is None else environ)
+    raw: dict[str, Any] = {}
+    path = file if file is not None else env.get("SCIM_CONFIG_FILE")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                raw.update(tomllib.load(handle))
+        except OSError as exc:
+            raise ConfigError(
+                f"SCIM_CONFIG_FILE: cannot read {str(path)!r}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"SCIM_CONFIG_FILE: {str(path)!r} is not valid TOML: {exc}") from None
+    names = {f.name for f in settings_fields()}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting in {str(path)!r}")
+    raw.update({k: v for k, v in env.items() if k in names})
+    values: dict[str, Any] = {}
+    for f in settings_fields():
+        if f.name not in raw:
+            continue
+        try:
+            values[f.name] = _convert(f.name, f.type, raw[f.name])
+        except ValueError as exc:
+            raise ConfigError(f"{f.name}: {exc}") from None
+    settings = Settings(**values)
+    if settings.LDAP_START_TLS and any(u.startswith("ldaps:") for u in settings.ldap_urls):
+        raise ConfigError("LDAP_START_TLS: cannot be combined with an ldaps:// LDAP_URL")
+    return settings

@@ -1,0 +1,91 @@
+"""Directory errors, and the one place ldap3 exceptions are translated."""
+
+from __future__ import annotations
+
+from ldap3.core import exceptions as lx
+
+
+class DirectoryError(Exception):
+    """Base of errors raised by the directory layer."""
+
+
+class DirectoryUnavailable(DirectoryError):
+    """The directory cannot be reached, timed out, or refused our bind."""
+
+
+class DirectoryBusy(DirectoryError):
+    """No free connection in time, or the server said busy/unwilling/time limit."""
+
+
+class EntryExists(DirectoryError):
+    """LDAP result 68: the DN is taken."""
+
+
+class NoSuchEntry(DirectoryError):
+    """LDAP result 32: the entry (or its parent) does not exist."""
+
+
+class ObjectClassViolation(DirectoryError):
+    """LDAP result 65, e.g. removing the last member of a groupOfNames."""
+
+
+class AssertionFailed(DirectoryError):
+    """LDAP result 122: the entry changed since it was read (RFC 4528)."""
+
+
+class InvalidData(DirectoryError):
+    """The server refused a value: bad syntax, constraint, unknown attribute…"""
+
+
+_BY_CODE: dict[int, type[DirectoryError]] = {
+    68: EntryExists,
+    32: NoSuchEntry,
+    65: ObjectClassViolation,
+    122: AssertionFailed,
+    16: InvalidData,  # noSuchAttribute
+    17: InvalidData,  # undefinedAttributeType
+    18: InvalidData,  # inappropriateMatching
+    19: InvalidData,  # constraintViolation
+    20: InvalidData,  # attributeOrValueExists
+    21: InvalidData,  # invalidAttributeSyntax
+    34: InvalidData,  # invalidDNSyntax
+    64: InvalidData,  # namingViolation
+    67: InvalidData,  # notAllowedOnRDN
+    69: InvalidData,  # objectClassModsProhibited
+    3: DirectoryBusy,  # timeLimitExceeded
+    51: DirectoryBusy,  # busy
+    52: DirectoryUnavailable,  # unavailable
+    53: DirectoryBusy,  # unwillingToPerform
+    49: DirectoryUnavailable,  # invalidCredentials (our own bind: misconfiguration)
+    50: DirectoryUnavailable,  # insufficientAccessRights (our bind lacks an ACL)
+}
+
+#: Exceptions after which a connection cannot be trusted and must be dropped.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    lx.LDAPCommunicationError,
+    lx.LDAPSocketOpenError,
+    lx.LDAPSocketReceiveError,
+    lx.LDAPSocketSendError,
+    lx.LDAPSessionTerminatedByServerError,
+    lx.LDAPResponseTimeoutError,
+    lx.LDAPStartTLSError,
+    lx.LDAPBindError,
+    OSError,
+)
+
+
+def translate(exc: BaseException) -> DirectoryError:
+    """Map an ldap3 (or socket) exception to a directory error."""
+    if isinstance(exc, DirectoryError):
+        return exc
+    if isinstance(exc, CONNECTION_ERRORS):
+        return DirectoryUnavailable(f"directory unreachable: {type(exc).__name__}")
+    if isinstance(exc, lx.LDAPOperationResult):
+        kind = _BY_CODE.get(exc.result or 0, DirectoryError)
+        text = f"{exc.description or 'error'} ({exc.result})"
+        if exc.message:
+            text += f": {exc.message}"
+        return kind(text)
+    if isinstance(exc, lx.LDAPException):
+        return InvalidData(str(exc))
+    return DirectoryError(f"{type(exc).__name__}: {exc}")

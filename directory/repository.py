@@ -1,0 +1,338 @@
+"""People and group operations on one connection, under one tenant.
+
+Every method takes its DNs from the tenant given at construction; nothing here reads
+a global base DN. Filters and DNs are built only through ``escape_filter_chars`` and
+``escape_rdn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ldap3 import (
+    BASE,
+    MODIFY_ADD,
+    MODIFY_DELETE,
+    MODIFY_REPLACE,
+    SUBTREE,
+    Connection,
+)
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn, parse_dn
+
+from directory.controls import (
+    META_ATTRIBUTES,
+    PERMISSIVE_MODIFY,
+    POST_READ_OID,
+    assertion,
+    post_read,
+)
+from directory.errors import (
+    AssertionFailed,
+    DirectoryUnavailable,
+    ObjectClassViolation,
+    translate,
+)
+from directory.tenant import Tenant
+
+USER_CLASS = "inetOrgPerson"
+GROUP_CLASS = "groupOfNames"
+#: How many ids or DNs go into one (|(…)(…)) search.
+BATCH = 200
+
+
+@dataclass
+class Entry:
+    """An LDAP entry as read: DN, lower-cased attributes, and the meta values."""
+
+    dn: str
+    attrs: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def uuid(self) -> str:
+        return str(self.first("entryuuid") or "")
+
+    @property
+    def csn(self) -> str:
+        return str(self.first("entrycsn") or "")
+
+    @property
+    def created(self) -> str | None:
+        return _iso(self.first("createtimestamp"))
+
+    @property
+    def modified(self) -> str | None:
+        return _iso(self.first("modifytimestamp"))
+
+    def first(self, name: str) -> Any:
+        values = self.attrs.get(name.lower())
+        return values[0] if values else None
+
+    def values(self, name: str) -> list[Any]:
+        return list(self.attrs.get(name.lower(), []))
+
+
+def _iso(value: Any) -> str | None:
+    """LDAP GeneralizedTime (``20261128125305Z``) → RFC 3339."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = str(value)
+    return f"{text[0:4]}-{text[4:6]}-{text[6:8]}T{text[8:10]}:{text[10:12]}:{text[12:14]}Z"
+
+
+def _lower(attributes: Any) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for key, value in dict(attributes or {}).items():
+        out[key.lower()] = value if isinstance(value, list) else [value]
+    return out
+
+
+def same_dn(a: str, b: str) -> bool:
+    """Compare DNs the way the server does for our attribute types (case-insensitively)."""
+    return normalise_dn(a) == normalise_dn(b)
+
+
+def normalise_dn(dn: str) -> str:
+    try:
+        parts = parse_dn(dn, escape=False, strip=True)
+    except Exception:
+        return dn.lower()
+    return ",".join(f"{a.lower()}={v.lower()}" for a, v, _ in parts)
+
+
+class Repository:
+    """Tenant-scoped directory operations on one checked-out connection."""
+
+    def __init__(self, conn: Connection, tenant: Tenant) -> None:
+        self.conn = conn
+        self.tenant = tenant
+        self.ops = 0  # LDAP operations issued (benchmarks, logs)
+        self.broken = False  # the connection failed at the transport level
+
+    # -- DNs ----------------------------------------------------------------------
+
+    def user_dn(self, rdn_attr: str, value: str) -> str:
+        return f"{rdn_attr}={escape_rdn(value)},{self.tenant.people_dn}"
+
+    def group_dn(self, rdn_attr: str, value: str) -> str:
+        return f"{rdn_attr}={escape_rdn(value)},{self.tenant.groups_dn}"
+
+    def in_tenant(self, dn: str) -> bool:
+        norm = normalise_dn(dn)
+        return any(norm.endswith("," + normalise_dn(b))
+                   for b in (self.tenant.people_dn, self.tenant.groups_dn))
+
+    # -- low level ----------------------------------------------------------------
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self.ops += 1
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:
+            error = translate(exc)
+            if isinstance(error, DirectoryUnavailable):
+                self.broken = True
+            raise error from exc
+        return self.conn.result
+
+    def search(self, base: str, ldap_filter: str, attributes: Iterable[str], *,
+               scope: Any = SUBTREE, size_limit: int = 0,
+               paged_size: int | None = None, paged_cookie: bytes | None = None,
+               controls: list[Any] | None = None) -> tuple[list[Entry], dict[str, Any]]:
+        """Search; returns entries and the result (for paging/sort controls)."""
+        kwargs: dict[str, Any] = {"attributes": list(attributes), "size_limit": size_limit}
+        if paged_size is not None:
+            kwargs["paged_size"] = paged_size
+            kwargs["paged_cookie"] = paged_cookie
+        if controls:
+            kwargs["controls"] = controls
+        result = self._call(self.conn.search, base, ldap_filter, scope, **kwargs)
+        entries = [Entry(r["dn"], _lower(r.get("attributes")))
+                   for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
+        return entries, result
+
+    def read(self, dn: str, attributes: Iterable[str]) -> Entry | None:
+        """Base-scope read of one entry, or None when it does not exist."""
+        from directory.errors import NoSuchEntry
+
+        try:
+            entries, _ = self.search(dn, "(objectClass=*)", attributes, scope=BASE)
+        except NoSuchEntry:
+            return None
+        return entries[0] if entries else None
+
+    def _post_read(self, result: dict[str, Any]) -> dict[str, list[Any]]:
+        control = (result.get("controls") or {}).get(POST_READ_OID) or {}
+        return _lower((control.get("value") or {}).get("result"))
+
+    # -- generic writes -------------------------------------------------------------
+
+    def add(self, dn: str, object_classes: list[str], attrs: dict[str, list[str]]) -> Entry:
+        """Add an entry; returns it with the server's meta values (one round trip)."""
+        result = self._call(self.conn.add, dn, object_classes, attrs, controls=[post_read()])
+        stored = {k.lower(): list(v) for k, v in attrs.items()}
+        return Entry(dn, {**stored, **self._post_read(result)})
+
+    def modify(self, dn: str, changes: dict[str, list[tuple[str, list[str]]]], *,
+               csn: str | None = None, permissive: bool = False) -> dict[str, list[Any]]:
+        """One atomic modify (RFC 4511 §4.6); ``csn`` guards against lost updates."""
+        controls: list[Any] = [post_read()]
+        if csn:
+            controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
+        if permissive:
+            controls.append(PERMISSIVE_MODIFY)
+        result = self._call(self.conn.modify, dn, changes, controls=controls)
+        return self._post_read(result)
+
+    def rename(self, dn: str, rdn_attr: str, value: str, *,
+               csn: str | None = None) -> tuple[str, dict[str, list[Any]]]:
+        """modify_dn within the same parent; returns the new DN and its meta values."""
+        controls: list[Any] = [post_read()]
+        if csn:
+            controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
+        new_rdn = f"{rdn_attr}={escape_rdn(value)}"
+        result = self._call(self.conn.modify_dn, dn, new_rdn, delete_old_dn=True,
+                            controls=controls)
+        parent = dn.split(",", 1)[1] if "," in dn else ""
+        return f"{new_rdn},{parent}", self._post_read(result)
+
+    def delete(self, dn: str) -> None:
+        self._call(self.conn.delete, dn)
+
+    # -- lookups --------------------------------------------------------------------
+
+    def find_by_id(self, kind: str, scim_id: str, attributes: Iterable[str]) -> Entry | None:
+        """The user or group whose entryUUID is ``scim_id``, within this tenant."""
+        base, cls = self._base(kind)
+        flt = f"(&(objectClass={cls})(entryUUID={escape_filter_chars(scim_id)}))"
+        entries, _ = self.search(base, flt, [*attributes, *META_ATTRIBUTES])
+        return entries[0] if entries else None
+
+    def _base(self, kind: str) -> tuple[str, str]:
+        if kind == "User":
+            return self.tenant.people_dn, USER_CLASS
+        return self.tenant.groups_dn, GROUP_CLASS
+
+    def find_one(self, kind: str, ldap_attr: str, value: str,
+                 attributes: Iterable[str]) -> Entry | None:
+        base, cls = self._base(kind)
+        flt = f"(&(objectClass={cls})({ldap_attr}={escape_filter_chars(value)}))"
+        entries, _ = self.search(base, flt, [*attributes, *META_ATTRIBUTES], size_limit=2)
+        return entries[0] if entries else None
+
+    def resolve_ids(self, ids: Iterable[str], kinds: tuple[str, ...] = ("User", "Group"),
+                    attributes: Iterable[str] = ()) -> dict[str, Entry]:
+        """Map SCIM ids to entries with one search per batch (never one per id)."""
+        wanted = list(dict.fromkeys(ids))
+        found: dict[str, Entry] = {}
+        classes = "".join(f"(objectClass={self._base(k)[1]})" for k in kinds)
+        for i in range(0, len(wanted), BATCH):
+            chunk = wanted[i:i + BATCH]
+            ors = "".join(f"(entryUUID={escape_filter_chars(x)})" for x in chunk)
+            flt = f"(&(|{classes})(|{ors}))"
+            entries, _ = self.search(self.tenant.base_dn, flt,
+                                     ["entryUUID", "objectClass", *attributes])
+            for e in entries:
+                if self.in_tenant(e.dn):
+                    found[e.uuid.lower()] = e
+        return found
+
+    def resolve_dns(self, dns: Iterable[str], attributes: Iterable[str]) -> dict[str, Entry]:
+        """Map DNs (normalised) to entries within this tenant, batched."""
+        wanted = [d for d in dict.fromkeys(dns) if self.in_tenant(d)]
+        found: dict[str, Entry] = {}
+        for i in range(0, len(wanted), BATCH):
+            ors = "".join(f"(entryDN={escape_filter_chars(d)})" for d in wanted[i:i + BATCH])
+            entries, _ = self.search(self.tenant.base_dn, f"(|{ors})",
+                                     ["entryUUID", "objectClass", *attributes])
+            for e in entries:
+                found[normalise_dn(e.dn)] = e
+        return found
+
+    def groups_with_member(self, dns: list[str], attributes: Iterable[str]) -> list[Entry]:
+        """Groups of this tenant that list any of ``dns`` as a direct member."""
+        if not dns:
+            return []
+        ors = "".join(f"(member={escape_filter_chars(d)})" for d in dns)
+        flt = f"(&(objectClass={GROUP_CLASS})(|{ors}))"
+        entries, _ = self.search(self.tenant.groups_dn, flt, ["entryUUID", *attributes])
+        return entries
+
+    # -- membership -----------------------------------------------------------------
+
+    def change_members(
+        self, dn: str, add: list[str], remove: list[str],
+        other: dict[str, list[tuple[str, list[str]]]] | None = None, *,
+        csn: str | None = None, attempts: int = 8,
+    ) -> dict[str, list[Any]]:
+        """Add and remove member DNs in one atomic modify, keeping groupOfNames valid.
+
+        Adding drops the placeholder in the same modify. A removal that would empty
+        the group fails on the server (objectClassViolation); we then read the group,
+        and — only if nothing changed since (assertion on entryCSN) — remove the
+        members and add the placeholder in one modify. Concurrent writers make the
+        assertion fail and we start again, so the group is never empty and the
+        placeholder never stays beside a real member.
+        """
+        placeholder = self.tenant.placeholder_dn
+        base_changes = dict(other or {})
+        for _ in range(attempts):
+            changes = dict(base_changes)
+            member_changes: list[tuple[str, list[str]]] = []
+            if add:
+                member_changes.append((MODIFY_ADD, add))
+                member_changes.append((MODIFY_DELETE, [placeholder]))
+            if remove:
+                member_changes.append((MODIFY_DELETE, remove))
+            if member_changes:
+                changes["member"] = member_changes
+            try:
+                return self.modify(dn, changes, csn=csn, permissive=True)
+            except ObjectClassViolation:
+                if add or not remove:
+                    raise
+            current = self.read(dn, ["member", "entryCSN"])
+            if current is None:
+                from directory.errors import NoSuchEntry
+
+                raise NoSuchEntry(dn)
+            if csn and current.csn != csn:
+                raise AssertionFailed("the group changed since it was read")
+            gone = {normalise_dn(d) for d in remove} | {normalise_dn(placeholder)}
+            remaining = [m for m in current.values("member") if normalise_dn(m) not in gone]
+            changes = dict(base_changes)
+            if remaining:
+                changes["member"] = [(MODIFY_DELETE, remove)]
+            else:
+                changes["member"] = [(MODIFY_ADD, [placeholder]), (MODIFY_DELETE, remove)]
+            try:
+                return self.modify(dn, changes, csn=current.csn, permissive=True)
+            except AssertionFailed:
+                if csn:
+                    raise
+                continue
+        from directory.errors import DirectoryBusy
+
+        raise DirectoryBusy("the group is changing too often; try again")
+
+    def replace_members(self, dn: str, members: list[str],
+                        other: dict[str, list[tuple[str, list[str]]]] | None = None, *,
+                        csn: str | None = None) -> dict[str, list[Any]]:
+        """Replace the whole member list (empty → the placeholder), atomically."""
+        changes = dict(other or {})
+        changes["member"] = [(MODIFY_REPLACE, members or [self.tenant.placeholder_dn])]
+        return self.modify(dn, changes, csn=csn)
+
+    def remove_from_all_groups(self, dn: str) -> None:
+        """Remove ``dn`` from every group of the tenant (before deleting it).
+
+        refint cannot remove the last member of a groupOfNames, so we do it, one
+        group at a time, with the same placeholder logic as a SCIM PATCH.
+        """
+        for group in self.groups_with_member([dn], []):
+            self.change_members(group.dn, [], [dn])

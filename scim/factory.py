@@ -1,0 +1,48 @@
+"""The composition root: ``create_app(settings)`` wires everything together."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from config import Settings, load_settings
+from directory import Pool, Tenant, load_mapping, placeholder_for
+from scim import discovery  # noqa: F401 - registers the discovery views on the blueprint
+from scim.api import Extension, bp
+from scim.auth import make_auth
+from scim.errors import register_error_handlers
+from scim.service.common import Options
+
+
+def default_tenant(settings: Settings) -> Tenant:
+    """The tenant of the static token: the configured base DN."""
+    return Tenant("default", settings.LDAP_BASE_DN, placeholder_for(settings.LDAP_BASE_DN))
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app; nothing connects to LDAP until the first request (after fork)."""
+    settings = settings or load_settings()
+    logging.basicConfig(level=settings.LOG_LEVEL)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.SCIM_MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    options = Options(
+        password_scheme=settings.LDAP_PASSWORD_SCHEME,
+        ppolicy_lock=settings.LDAP_PPOLICY_LOCK,
+        retry_after=settings.SCIM_RETRY_AFTER,
+        max_members_per_patch=settings.SCIM_MAX_MEMBERS_PER_PATCH,
+        max_operations=settings.SCIM_MAX_OPERATIONS,
+        max_page_size=settings.SCIM_MAX_PAGE_SIZE,
+        max_filter_length=settings.SCIM_MAX_FILTER_LENGTH,
+    )
+    app.extensions["scim_bridge"] = Extension(
+        pool=Pool(settings),
+        mapping=load_mapping(settings.SCIM_MAPPING_FILE or None),
+        options=options,
+        auth=make_auth(settings.SCIM_BEARER_TOKEN, default_tenant(settings)),
+        settings=settings,
+    )
+    app.register_blueprint(bp)
+    register_error_handlers(app, settings.SCIM_RETRY_AFTER)
+    return app

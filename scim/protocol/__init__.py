@@ -1,0 +1,1 @@
+"""Pure SCIM protocol core: errors, filters, attribute paths, PATCH parsing."""

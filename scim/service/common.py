@@ -1,0 +1,93 @@
+"""What every use case shares: the request context, ETags, diffs, error translation."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from directory import errors as de
+from directory.mapping import Mapping
+from directory.repository import Entry, Repository
+from scim.protocol.errors import (
+    InvalidValue,
+    NotFound,
+    PreconditionFailed,
+    ServiceUnavailable,
+    TooManyRequests,
+)
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Settings the use cases need (taken from Settings once, at start-up)."""
+
+    password_scheme: str = "SSHA512"
+    ppolicy_lock: bool = True
+    retry_after: int = 5
+    max_members_per_patch: int = 10000
+    max_operations: int = 1000
+    max_page_size: int = 1000
+    max_filter_length: int = 4096
+
+
+@dataclass(frozen=True)
+class Context:
+    """One request's view of the directory: repository, mapping, public base URL."""
+
+    repo: Repository
+    mapping: Mapping
+    base_url: str
+    options: Options
+
+    def location(self, endpoint: str, scim_id: str) -> str:
+        return f"{self.base_url}{endpoint}/{scim_id}"
+
+
+def etag_of(entry: Entry) -> str:
+    """Weak ETag from entryCSN, which changes on every write (RFC 7644 §3.14)."""
+    digest = hashlib.blake2s(entry.csn.encode(), digest_size=10).hexdigest()
+    return f'W/"{digest}"'
+
+
+def check_if_match(if_match: str | None, entry: Entry) -> None:
+    """Honour ``If-Match`` (RFC 7232 §3.1): 412 unless one tag matches or ``*``."""
+    if not if_match:
+        return
+    current = etag_of(entry)
+    tags = [t.strip() for t in if_match.split(",")]
+    if "*" in tags:
+        return
+    bare = current.removeprefix("W/")
+    if not any(t.removeprefix("W/") == bare for t in tags):
+        raise PreconditionFailed(
+            f"the resource changed: its version is {current}, If-Match was {if_match}"
+        )
+
+
+def valid_id(scim_id: str) -> bool:
+    """Our ids are entryUUIDs; anything else cannot exist."""
+    return bool(_UUID.match(scim_id))
+
+
+def not_found(kind: str, scim_id: str) -> NotFound:
+    return NotFound(f"{kind} {scim_id!r} not found")
+
+
+@contextmanager
+def directory_errors(retry_after: int) -> Iterator[None]:
+    """Translate directory errors that no use case handled into SCIM errors."""
+    try:
+        yield
+    except de.DirectoryBusy as exc:
+        raise TooManyRequests(f"the directory is busy: {exc}; retry later",
+                              retry_after=retry_after) from exc
+    except de.DirectoryUnavailable as exc:
+        raise ServiceUnavailable("the directory is unavailable; retry later",
+                                 retry_after=retry_after) from exc
+    except de.InvalidData as exc:
+        raise InvalidValue(f"the directory refused a value: {exc}") from exc

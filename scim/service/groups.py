@@ -1,0 +1,224 @@
+"""Group use cases on groupOfNames entries, with members as DN deltas.
+
+A group's member list is never read to change it: adds and removes are
+``MODIFY_ADD``/``MODIFY_DELETE`` of resolved DNs in one modify. The hidden
+placeholder member keeps empty groups valid ``groupOfNames`` entries and is never
+shown over SCIM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from directory import errors as de
+from directory.changes import Changes, diff
+from directory.repository import Entry, normalise_dn
+from scim.protocol import patch as scim_patch
+from scim.protocol.errors import InvalidValue, PreconditionFailed, Uniqueness
+from scim.protocol.schema import CORE_GROUP, GROUP
+from scim.schemas import load_resource
+from scim.service.common import (
+    Context,
+    check_if_match,
+    directory_errors,
+    etag_of,
+    not_found,
+    valid_id,
+)
+
+ATTEMPTS = 5
+
+
+def read_attributes(ctx: Context, members: bool) -> list[str]:
+    return [*ctx.mapping.group.ldap_attributes, *(["member"] if members else [])]
+
+
+def find(ctx: Context, scim_id: str, members: bool = False) -> Entry:
+    entry = None
+    if valid_id(scim_id):
+        entry = ctx.repo.find_by_id("Group", scim_id, read_attributes(ctx, members))
+    if entry is None:
+        raise not_found("Group", scim_id)
+    return entry
+
+
+def member_index(ctx: Context, entries: list[Entry]) -> dict[str, dict]:
+    """Resolve the member DNs of all entries in batched searches."""
+    placeholder = normalise_dn(ctx.repo.tenant.placeholder_dn)
+    dns = [m for e in entries for m in e.values("member") if normalise_dn(m) != placeholder]
+    if not dns:
+        return {}
+    found = ctx.repo.resolve_dns(dns, ["displayName", "cn", "objectClass"])
+    index = {}
+    for dn, e in found.items():
+        classes = {str(c).lower() for c in e.values("objectClass")}
+        kind = "Group" if "groupofnames" in classes else "User"
+        index[dn] = {"id": e.uuid, "display": e.first("displayName") or e.first("cn") or "",
+                     "type": kind}
+    return index
+
+
+def render(ctx: Context, entry: Entry, members: dict[str, dict] | None) -> dict:
+    body = ctx.mapping.group.from_ldap(entry.attrs)
+    resource: dict[str, Any] = {"schemas": [CORE_GROUP], "id": entry.uuid, **body}
+    if members is not None:
+        listed = []
+        for dn in entry.values("member"):
+            m = members.get(normalise_dn(dn))
+            if m is not None:
+                endpoint = "/Users" if m["type"] == "User" else "/Groups"
+                listed.append({"value": m["id"], "$ref": ctx.location(endpoint, m["id"]),
+                               "display": m["display"], "type": m["type"]})
+        resource["members"] = listed
+    resource["meta"] = {
+        "resourceType": "Group",
+        "created": entry.created,
+        "lastModified": entry.modified,
+        "location": ctx.location("/Groups", entry.uuid),
+        "version": etag_of(entry),
+    }
+    return resource
+
+
+def get(ctx: Context, scim_id: str, members: bool = True) -> dict:
+    with directory_errors(ctx.options.retry_after):
+        entry = find(ctx, scim_id, members)
+        return render(ctx, entry, member_index(ctx, [entry]) if members else None)
+
+
+def _member_dns(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "") -> list[str]:
+    """Resolve member ids to DNs (one search per batch). Unknown ids → 400 when strict."""
+    if len(ids) > ctx.options.max_members_per_patch:
+        raise InvalidValue(f"too many members in one request: {len(ids)} "
+                           f"(at most {ctx.options.max_members_per_patch})")
+    valid = [i for i in ids if valid_id(i)]
+    found = ctx.repo.resolve_ids(valid) if valid else {}
+    missing = [i for i in ids if i.lower() not in found]
+    if missing and strict:
+        shown = ", ".join(repr(m) for m in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InvalidValue(f"no User or Group with id {shown}{more}; nothing was changed")
+    dns = [found[i.lower()].dn for i in ids if i.lower() in found]
+    if self_dn and any(normalise_dn(d) == normalise_dn(self_dn) for d in dns):
+        raise InvalidValue("a group cannot be a member of itself")
+    return dns
+
+
+def _taken(name: str) -> Uniqueness:
+    return Uniqueness(f"a group with displayName {name!r} already exists")
+
+
+def create(ctx: Context, body: Any) -> dict:
+    resource = load_resource(body, GROUP)
+    with directory_errors(ctx.options.retry_after):
+        attrs, _ = ctx.mapping.group.to_ldap(resource)
+        ids = scim_patch.member_ids(resource.get("members", []), "members")
+        dns = _member_dns(ctx, ids, strict=True)
+        attrs["member"] = dns or [ctx.repo.tenant.placeholder_dn]
+        rdn = ctx.mapping.group.rdn
+        name = resource["displayName"]
+        dn = ctx.repo.group_dn(rdn.ldap, name)
+        if ctx.repo.find_one("Group", rdn.ldap, name, []) is not None:
+            raise _taken(name)
+        try:
+            entry = ctx.repo.add(dn, ctx.mapping.group.object_classes, attrs)
+        except de.EntryExists:
+            raise _taken(name) from None
+        return render(ctx, entry, member_index(ctx, [entry]))
+
+
+def _attribute_changes(ctx: Context, entry: Entry, resource: dict) -> Changes:
+    desired, _ = ctx.mapping.group.to_ldap(resource)
+    mapping = ctx.mapping.group
+    managed = [r.ldap for r in mapping.rows if r is not mapping.rdn]
+    return diff(entry.attrs, desired, managed)
+
+
+def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, str, str]:
+    """Rename first (it is what can fail on uniqueness); returns dn, csn, old name."""
+    rdn = ctx.mapping.group.rdn
+    old = str(entry.first(rdn.ldap) or "")
+    new = resource["displayName"]
+    if new == old:
+        return entry.dn, entry.csn, old
+    other = ctx.repo.find_one("Group", rdn.ldap, new, [])
+    if other is not None and other.uuid != entry.uuid:
+        raise _taken(new)
+    try:
+        dn, meta = ctx.repo.rename(entry.dn, rdn.ldap, new, csn=entry.csn)
+    except de.EntryExists:
+        raise _taken(new) from None
+    return dn, str(meta.get("entrycsn", [entry.csn])[0]), old
+
+
+def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPlan) -> None:
+    """Resolve members, then rename and one modify (undoing the rename on failure)."""
+    replacement = plan.final_replacement()
+    if replacement is not None:
+        new_members = _member_dns(ctx, replacement, strict=True, self_dn=entry.dn)
+        add_dns, remove_dns = [], []
+    else:
+        new_members = []
+        add_dns = _member_dns(ctx, list(plan.add), strict=True, self_dn=entry.dn)
+        remove_dns = _member_dns(ctx, list(plan.remove), strict=False)
+    changes = _attribute_changes(ctx, entry, resource)
+    dn, csn, old = _rename_if_needed(ctx, entry, resource)
+    try:
+        if replacement is not None:
+            ctx.repo.replace_members(dn, new_members, changes, csn=csn)
+        elif add_dns or remove_dns:
+            ctx.repo.change_members(dn, add_dns, remove_dns, changes, csn=csn)
+        elif changes:
+            ctx.repo.modify(dn, changes, csn=csn)
+    except de.DirectoryError:
+        if dn != entry.dn:
+            ctx.repo.rename(dn, ctx.mapping.group.rdn.ldap, old)
+        raise
+
+
+def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> None:
+    with directory_errors(ctx.options.retry_after):
+        for _ in range(ATTEMPTS):
+            entry = find(ctx, scim_id)
+            check_if_match(if_match, entry)
+            resource, plan = build(entry)
+            try:
+                _apply(ctx, entry, resource, plan)
+                return
+            except de.AssertionFailed:
+                if if_match:
+                    raise PreconditionFailed("the group changed while it was updated") from None
+        raise de.DirectoryBusy("the group is changing too often")
+
+
+def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> None:
+    """PATCH (answered 204, Entra's preference): attribute ops + a member delta plan."""
+    ops = scim_patch.parse_patch_request(body, max_operations=ctx.options.max_operations)
+    rest, plan = scim_patch.split_members(ops, GROUP)
+
+    def build(entry: Entry) -> tuple[dict, scim_patch.MemberPlan]:
+        current = {"schemas": [CORE_GROUP], **ctx.mapping.group.from_ldap(entry.attrs)}
+        patched = scim_patch.apply(current, rest, GROUP) if rest else current
+        return load_resource(patched, GROUP, check_schemas=False), plan
+
+    _guarded(ctx, scim_id, if_match, build)
+
+
+def replace(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> dict:
+    resource = load_resource(body, GROUP)
+    plan = scim_patch.MemberPlan()
+    plan.do_replace(scim_patch.member_ids(resource.get("members", []), "members"))
+    _guarded(ctx, scim_id, if_match, lambda entry: (resource, plan))
+    return get(ctx, scim_id)
+
+
+def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
+    """Delete: leave parent groups first (placeholder-safe), then the entry."""
+    with directory_errors(ctx.options.retry_after):
+        entry = find(ctx, scim_id)
+        check_if_match(if_match, entry)
+        ctx.repo.remove_from_all_groups(entry.dn)
+        try:
+            ctx.repo.delete(entry.dn)
+        except de.NoSuchEntry:
+            raise not_found("Group", scim_id) from None

@@ -1,0 +1,125 @@
+"""List and search (RFC 7644 §3.4.2–3.4.3): filter, paging, projection.
+
+The filter is evaluated by the directory (never by loading entries into Python).
+A page costs one paged LDAP search when all matches fit in it (Entra's eq
+lookups); otherwise a first pass reads only entryUUIDs to count and locate the
+window, and a second reads the window's entries (one search per 200 ids).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from directory.ldapfilter import Translator
+from directory.repository import GROUP_CLASS, USER_CLASS, Entry
+from scim.protocol.errors import BadRequest
+from scim.protocol.filter import parse_filter
+from scim.protocol.projection import Projection, project, wants
+from scim.protocol.schema import GROUP, LIST_RESPONSE, USER
+from scim.service import groups, users
+from scim.service.common import Context, directory_errors
+
+#: First-pass page size: large enough for any single-match lookup in one round trip.
+FIRST_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Query:
+    """Parsed list parameters."""
+
+    filter: str | None = None
+    start_index: int = 1
+    count: int | None = None
+    projection: Projection = Projection()
+
+
+def _int(value: str | None, name: str, default: int | None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, got {value!r}") from None
+
+
+def parse_query(filter_text: str | None, start_index: str | None, count: str | None,
+                projection: Projection) -> Query:
+    """startIndex < 1 means 1; count < 0 means 0 (RFC 7644 §3.4.2.4)."""
+    start = max(_int(start_index, "startIndex", 1) or 1, 1)
+    raw_count = _int(count, "count", None)
+    return Query(filter_text or None, start,
+                 None if raw_count is None else max(raw_count, 0), projection)
+
+
+def search(ctx: Context, kind: str, query: Query) -> dict:
+    """A ListResponse for /Users or /Groups."""
+    rtype = USER if kind == "User" else GROUP
+    mapping = ctx.mapping.user if kind == "User" else ctx.mapping.group
+    base = ctx.repo.tenant.people_dn if kind == "User" else ctx.repo.tenant.groups_dn
+    count = min(ctx.options.max_page_size if query.count is None else query.count,
+                ctx.options.max_page_size)
+    with directory_errors(ctx.options.retry_after):
+        ldap_filter = _ldap_filter(ctx, kind, query.filter)
+        heavy = "groups" if kind == "User" else "members"
+        with_heavy = wants(rtype, query.projection, heavy)
+        attrs = (users.read_attributes(ctx, with_heavy) if kind == "User"
+                 else groups.read_attributes(ctx, with_heavy))
+        attrs = [*attrs, "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
+        total, window = _window(ctx, base, ldap_filter, attrs, query.start_index, count)
+        del mapping
+        resources = [project(r, rtype, query.projection)
+                     for r in _render(ctx, kind, window, with_heavy)]
+    return {"schemas": [LIST_RESPONSE], "totalResults": total, "Resources": resources,
+            "startIndex": query.start_index, "itemsPerPage": len(resources)}
+
+
+def _ldap_filter(ctx: Context, kind: str, text: str | None) -> str:
+    mapping = ctx.mapping.user if kind == "User" else ctx.mapping.group
+    cls = USER_CLASS if kind == "User" else GROUP_CLASS
+    if not text:
+        return f"(objectClass={cls})"
+    expr = parse_filter(text, max_length=ctx.options.max_filter_length)
+
+    def resolve(scim_id: str) -> str | None:
+        from scim.service.common import valid_id
+
+        if not valid_id(scim_id):
+            return None
+        found = ctx.repo.resolve_ids([scim_id])
+        return found[scim_id.lower()].dn if scim_id.lower() in found else None
+
+    return Translator(mapping, cls, resolve).translate(expr)
+
+
+def _window(ctx: Context, base: str, ldap_filter: str, attrs: list[str], start: int,
+            count: int) -> tuple[int, list[Entry]]:
+    entries, result = ctx.repo.search(base, ldap_filter, attrs, paged_size=FIRST_PAGE)
+    if not _cookie(result):
+        return len(entries), entries[start - 1:start - 1 + count]
+    ids: list[str] = []
+    cookie: bytes | None = None
+    while True:
+        page, result = ctx.repo.search(base, ldap_filter, ["entryUUID"], paged_size=1000,
+                                       paged_cookie=cookie)
+        ids += [e.uuid for e in page]
+        cookie = _cookie(result)
+        if not cookie:
+            break
+    wanted = ids[start - 1:start - 1 + count]
+    if not wanted:
+        return len(ids), []
+    found = ctx.repo.resolve_ids(wanted, attributes=attrs)
+    return len(ids), [found[i.lower()] for i in wanted if i.lower() in found]
+
+
+def _cookie(result: dict) -> bytes | None:
+    control = (result.get("controls") or {}).get("1.2.840.113556.1.4.319") or {}
+    return (control.get("value") or {}).get("cookie") or None
+
+
+def _render(ctx: Context, kind: str, entries: list[Entry], heavy: bool) -> list[dict]:
+    if kind == "User":
+        refs = users.reference_index(ctx, entries, heavy)
+        return [users.render(ctx, e, refs, heavy) for e in entries]
+    members = groups.member_index(ctx, entries) if heavy else None
+    return [groups.render(ctx, e, members) for e in entries]

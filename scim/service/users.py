@@ -1,0 +1,275 @@
+"""User use cases (RFC 7644 §3.3–3.6) on inetOrgPerson entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from directory import errors as de
+from directory.changes import MODIFY_ADD, MODIFY_REPLACE, Changes, diff
+from directory.repository import Entry, normalise_dn
+from scim.protocol import patch as scim_patch
+from scim.protocol.errors import InvalidValue, PreconditionFailed, Uniqueness
+from scim.protocol.schema import CORE_USER, ENTERPRISE_USER, USER
+from scim.schemas import load_resource
+from scim.service.common import (
+    Context,
+    check_if_match,
+    directory_errors,
+    etag_of,
+    not_found,
+    valid_id,
+)
+
+#: ppolicy: a pwdAccountLockedTime of this value locks the account until removed.
+LOCKED = "000001010000Z"
+ATTEMPTS = 5
+
+
+def read_attributes(ctx: Context, groups: bool = True) -> list[str]:
+    extra = ["objectClass", "pwdAccountLockedTime"]
+    return [*ctx.mapping.user.ldap_attributes, *extra, *(["memberOf"] if groups else [])]
+
+
+def find(ctx: Context, scim_id: str, groups: bool = True) -> Entry:
+    entry = None
+    if valid_id(scim_id):
+        entry = ctx.repo.find_by_id("User", scim_id, read_attributes(ctx, groups))
+    if entry is None:
+        raise not_found("User", scim_id)
+    return entry
+
+
+# --- rendering ------------------------------------------------------------------------
+
+
+def _manager_dns(ctx: Context, entries: list[Entry]) -> list[str]:
+    rows = [r for r in ctx.mapping.user.rows if r.codec == "reference"]
+    return [v for e in entries for r in rows for v in e.values(r.ldap)]
+
+
+def reference_index(ctx: Context, entries: list[Entry], groups: bool) -> dict[str, dict]:
+    """Resolve every DN the entries refer to (managers, groups) in one batched search."""
+    dns = _manager_dns(ctx, entries)
+    if groups:
+        dns += [g for e in entries for g in e.values("memberOf")]
+    if not dns:
+        return {}
+    found = ctx.repo.resolve_dns(dns, ["displayName", "cn", "objectClass"])
+    return {dn: {"id": e.uuid, "display": e.first("displayName") or e.first("cn") or "",
+                 "dn": e.dn} for dn, e in found.items()}
+
+
+def render(ctx: Context, entry: Entry, refs: dict[str, dict], groups: bool = True) -> dict:
+    """The SCIM User for an entry (before projection)."""
+    body = ctx.mapping.user.from_ldap(entry.attrs, refs)
+    manager = body.get(ENTERPRISE_USER, {}).get("manager")
+    if manager:
+        ref = next((r for r in refs.values() if r["id"] == manager["value"]), None)
+        manager["$ref"] = ctx.location("/Users", manager["value"])
+        if ref and ref["display"]:
+            manager["displayName"] = ref["display"]
+    resource: dict[str, Any] = {
+        "schemas": [CORE_USER, *([ENTERPRISE_USER] if ENTERPRISE_USER in body else [])],
+        "id": entry.uuid,
+        **body,
+    }
+    if groups:
+        memberships = group_memberships(ctx, entry, refs)
+        if memberships:
+            resource["groups"] = memberships
+    resource["meta"] = {
+        "resourceType": "User",
+        "created": entry.created,
+        "lastModified": entry.modified,
+        "location": ctx.location("/Users", entry.uuid),
+        "version": etag_of(entry),
+    }
+    return resource
+
+
+def group_memberships(ctx: Context, entry: Entry, refs: dict[str, dict]) -> list[dict]:
+    """Direct groups from memberOf, then indirect ones through nested groups."""
+    direct = [refs[normalise_dn(g)] for g in entry.values("memberOf")
+              if normalise_dn(g) in refs]
+    out = [_membership(ctx, g["id"], g["display"], "direct") for g in direct]
+    seen = {normalise_dn(g["dn"]) for g in direct}
+    frontier = [g["dn"] for g in direct]
+    for _ in range(16):  # nesting depth bound; cycles stop through `seen`
+        parents = [p for p in ctx.repo.groups_with_member(frontier, ["cn"])
+                   if normalise_dn(p.dn) not in seen]
+        if not parents:
+            break
+        for p in parents:
+            seen.add(normalise_dn(p.dn))
+            out.append(_membership(ctx, p.uuid, p.first("cn") or "", "indirect"))
+        frontier = [p.dn for p in parents]
+    return out
+
+
+def _membership(ctx: Context, gid: str, display: str, kind: str) -> dict:
+    return {"value": gid, "$ref": ctx.location("/Groups", gid), "display": display,
+            "type": kind}
+
+
+def get(ctx: Context, scim_id: str, groups: bool = True) -> dict:
+    with directory_errors(ctx.options.retry_after):
+        entry = find(ctx, scim_id, groups)
+        return render(ctx, entry, reference_index(ctx, [entry], groups), groups)
+
+
+# --- writing --------------------------------------------------------------------------
+
+
+def _desired(ctx: Context, resource: dict) -> dict[str, list[str]]:
+    """LDAP values for a validated resource, with references resolved to DNs."""
+    attrs, refs = ctx.mapping.user.to_ldap(resource, ctx.options.password_scheme)
+    if refs:
+        found = ctx.repo.resolve_ids(refs.values(), kinds=("User",))
+        for ldap_attr, ref_id in refs.items():
+            target = found.get(ref_id.lower())
+            if target is None or not target.dn.lower().endswith(ctx.repo.tenant.people_dn.lower()):
+                raise InvalidValue(f"manager {ref_id!r} is not a known User id")
+            attrs[ldap_attr] = [target.dn]
+    return attrs
+
+
+def _lock(ctx: Context, attrs: dict[str, list[str]]) -> bool:
+    active = ctx.mapping.user.row_for_attr("active")
+    return bool(ctx.options.ppolicy_lock and active and attrs.get(active.ldap) == ["FALSE"])
+
+
+def create(ctx: Context, body: Any) -> dict:
+    resource = load_resource(body, USER)
+    with directory_errors(ctx.options.retry_after):
+        attrs = _desired(ctx, resource)
+        if _lock(ctx, attrs):
+            attrs["pwdAccountLockedTime"] = [LOCKED]
+        rdn = ctx.mapping.user.rdn
+        user_name = resource["userName"]
+        if ctx.repo.find_one("User", rdn.ldap, user_name, []) is not None:
+            raise _taken(user_name)
+        dn = ctx.repo.user_dn(rdn.ldap, user_name)
+        try:
+            entry = ctx.repo.add(dn, ctx.mapping.user.object_classes, attrs)
+        except de.EntryExists:
+            raise _taken(user_name) from None
+        return render(ctx, entry, reference_index(ctx, [entry], False), groups=False)
+
+
+def _taken(user_name: str) -> Uniqueness:
+    return Uniqueness(f"userName {user_name!r} is already in use")
+
+
+def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Changes:
+    mapping = ctx.mapping.user
+    managed = [r.ldap for r in mapping.rows if r.codec != "password" and r is not mapping.rdn]
+    managed += ["scimDerived", "scimPrimary"]
+    if any(k.lower() == "userpassword" for k in desired):
+        managed.append("userPassword")
+    changes = diff(entry.attrs, desired, managed)
+    for r in (r for r in mapping.rows if r.codec == "reference"):
+        cur, new = entry.values(r.ldap), desired.get(r.ldap, [])
+        if r.ldap in changes and len(cur) == len(new) == 1 and \
+                normalise_dn(str(cur[0])) == normalise_dn(new[0]):
+            del changes[r.ldap]
+    if ctx.options.ppolicy_lock:
+        locked = [str(v) for v in entry.values("pwdAccountLockedTime")]
+        if _lock(ctx, desired) and locked != [LOCKED]:
+            changes["pwdAccountLockedTime"] = [(MODIFY_REPLACE, [LOCKED])]
+        elif not _lock(ctx, desired) and locked:
+            changes["pwdAccountLockedTime"] = [(MODIFY_REPLACE, [])]
+    classes = {str(c).lower() for c in entry.values("objectClass")}
+    missing = [c for c in mapping.object_classes if c.lower() not in classes]
+    if changes and missing:
+        changes["objectClass"] = [(MODIFY_ADD, missing)]
+    return changes
+
+
+def _write(ctx: Context, entry: Entry, resource: dict) -> None:
+    """Make the entry hold ``resource``: rename (if userName changed), then one modify.
+
+    Order and why: the rename goes first because it is the step that can fail on
+    uniqueness; if the modify then fails, the rename is undone, so an error leaves the
+    entry as it was. Both are guarded by entryCSN assertions, so a concurrent writer
+    makes us re-read and re-apply instead of losing its update.
+    """
+    desired = _desired(ctx, resource)
+    rdn = ctx.mapping.user.rdn
+    new_name = resource["userName"]
+    old_name = str(entry.first(rdn.ldap) or "")
+    changes = _changes(ctx, entry, desired)
+    dn, csn = entry.dn, entry.csn
+    renamed = new_name != old_name
+    if renamed:
+        other = ctx.repo.find_one("User", rdn.ldap, new_name, [])
+        if other is not None and other.uuid != entry.uuid:
+            raise _taken(new_name)
+        try:
+            dn, meta = ctx.repo.rename(dn, rdn.ldap, new_name, csn=csn)
+        except de.EntryExists:
+            raise _taken(new_name) from None
+        csn = str(meta.get("entrycsn", [csn])[0])
+    if not changes:
+        return
+    try:
+        ctx.repo.modify(dn, changes, csn=csn)
+    except de.DirectoryError:
+        if renamed:
+            ctx.repo.rename(dn, rdn.ldap, old_name)
+        raise
+
+
+def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> dict:
+    """Read, build the new resource, write; re-run on a concurrent change."""
+    with directory_errors(ctx.options.retry_after):
+        for _ in range(ATTEMPTS):
+            entry = find(ctx, scim_id, groups=False)
+            check_if_match(if_match, entry)
+            resource = build(ctx, entry)
+            try:
+                _write(ctx, entry, resource)
+            except de.AssertionFailed:
+                if if_match:
+                    raise PreconditionFailed("the resource changed while it was updated") from None
+                continue
+            return get(ctx, scim_id)
+        raise de.DirectoryBusy("the user is changing too often")
+
+
+def current_resource(ctx: Context, entry: Entry) -> dict:
+    """The writable SCIM view of an entry (what PATCH operates on)."""
+    refs = reference_index(ctx, [entry], groups=False)
+    resource = ctx.mapping.user.from_ldap(entry.attrs, refs)
+    resource["schemas"] = [CORE_USER, ENTERPRISE_USER]
+    return resource
+
+
+def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> dict:
+    ops = scim_patch.parse_patch_request(body, max_operations=ctx.options.max_operations)
+
+    def build(ctx: Context, entry: Entry) -> dict:
+        patched = scim_patch.apply(current_resource(ctx, entry), ops, USER)
+        return load_resource(patched, USER, check_schemas=False)
+
+    return _guarded(ctx, scim_id, if_match, build)
+
+
+def replace(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> dict:
+    resource = load_resource(body, USER)
+    return _guarded(ctx, scim_id, if_match, lambda ctx, entry: resource)
+
+
+def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
+    """Delete: memberships first (refint cannot empty a groupOfNames), then the entry.
+
+    A crash between the two leaves a user with fewer groups; the retried DELETE
+    finds it and finishes.
+    """
+    with directory_errors(ctx.options.retry_after):
+        entry = find(ctx, scim_id, groups=False)
+        check_if_match(if_match, entry)
+        ctx.repo.remove_from_all_groups(entry.dn)
+        try:
+            ctx.repo.delete(entry.dn)
+        except de.NoSuchEntry:
+            raise not_found("User", scim_id) from None
