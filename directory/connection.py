@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import select
 import ssl
 import threading
 import time
@@ -50,27 +51,26 @@ def open_connection(settings: Settings, urls: list[str] | None = None) -> Connec
     """Open and bind a connection, trying each URL in order (fail-over)."""
     last: BaseException | None = None
     for url in urls or settings.ldap_urls:
+        conn = Connection(
+            build_server(url, settings),
+            user=settings.LDAP_BIND_DN,
+            password=settings.LDAP_BIND_PASSWORD,
+            client_strategy=SYNC,
+            raise_exceptions=True,
+            # ldap3 packs SO_RCVTIMEO as whole seconds
+            receive_timeout=max(1, math.ceil(settings.LDAP_TIMEOUT)),
+            return_empty_attributes=False,
+            auto_bind="NONE",
+        )
         try:
-            conn = Connection(
-                build_server(url, settings),
-                user=settings.LDAP_BIND_DN,
-                password=settings.LDAP_BIND_PASSWORD,
-                client_strategy=SYNC,
-                raise_exceptions=True,
-                # ldap3 packs SO_RCVTIMEO as whole seconds
-                receive_timeout=max(1, math.ceil(settings.LDAP_TIMEOUT)),
-                return_empty_attributes=False,
-                auto_bind="NONE",
-            )
             conn.open()
             if settings.LDAP_START_TLS and not url.startswith("ldaps"):
                 conn.start_tls()
             conn.bind()
             return conn
-        except CONNECTION_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001 - unreachable, TLS failure or refused bind
             last = exc
-        except Exception as exc:  # noqa: BLE001 - a refused bind: credentials or ACL
-            last = exc
+            _close_quietly(conn)
     raise DirectoryUnavailable(f"no directory server answered ({type(last).__name__})")
 
 
@@ -97,9 +97,14 @@ class Pool:
         if not self._slots.acquire(timeout=self._settings.LDAP_POOL_WAIT):
             raise DirectoryBusy("all directory connections of this worker are busy")
         try:
-            with self._lock:
-                conn = self._free.pop() if self._free else None
-            return conn if conn is not None else open_connection(self._settings)
+            while True:
+                with self._lock:
+                    conn = self._free.pop() if self._free else None
+                if conn is None:
+                    return open_connection(self._settings)
+                if _alive(conn):
+                    return conn
+                self._discard(conn)
         except BaseException:
             self._slots.release()
             raise
@@ -129,10 +134,7 @@ class Pool:
     @staticmethod
     def _discard(conn: Connection | None) -> None:
         if conn is not None:
-            try:
-                conn.unbind()
-            except Exception:  # noqa: S110 - the socket is already broken
-                pass
+            _close_quietly(conn)
 
     def close(self) -> None:
         """Unbind every idle connection (shutdown, tests)."""
@@ -140,6 +142,33 @@ class Pool:
             free, self._free = self._free, []
         for conn in free:
             self._discard(conn)
+
+
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.unbind()
+    except Exception:  # noqa: BLE001, S110 - already broken
+        pass
+    sock = getattr(conn, "socket", None)
+    if sock is not None:
+        sock.close()
+
+
+def _alive(conn: Connection) -> bool:
+    """False when the server closed an idle connection (restart, idle timeout).
+
+    An idle LDAP socket has nothing to read; if it is readable, the peer sent EOF
+    (or a notice of disconnection), so the connection is dropped before use instead
+    of failing the request that would have used it.
+    """
+    sock = getattr(conn, "socket", None)
+    if conn.closed or sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def wait_until_reachable(settings: Settings, timeout: float) -> bool:
