@@ -7,7 +7,7 @@ import time
 from config import load_settings
 from scim.factory import create_app
 from tests import entra
-from tests.conftest import Scim, TOKEN
+from tests.conftest import TOKEN, Scim
 
 
 def test_slapd_down_gives_503_fast_and_recovers_without_restart(scim, slapd, ldap):
