@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from directory.dn import normalise_dn
 from scim.protocol.errors import InvalidValue
 from scim.protocol.schema import GROUP, USER, Attribute, ResourceType
 
@@ -277,7 +278,7 @@ def _decode(row: Row, raw: Any, refs: dict[str, dict[str, str]]) -> Any:
     if row.codec == "boolean":
         return str(raw).upper() == "TRUE"
     if row.codec == "reference":
-        target = refs.get(str(raw).lower())
+        target = refs.get(normalise_dn(str(raw)))
         return target["id"] if target else None
     return raw if isinstance(raw, str) else str(raw)
 

@@ -21,7 +21,7 @@ from ldap3 import (
     Connection,
 )
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn, parse_dn
+from ldap3.utils.dn import escape_rdn
 
 from directory.controls import (
     META_ATTRIBUTES,
@@ -30,6 +30,7 @@ from directory.controls import (
     assertion,
     post_read,
 )
+from directory.dn import normalise_dn
 from directory.errors import (
     AssertionFailed,
     DirectoryUnavailable,
@@ -90,19 +91,6 @@ def _lower(attributes: Any) -> dict[str, list[Any]]:
     for key, value in dict(attributes or {}).items():
         out[key.lower()] = value if isinstance(value, list) else [value]
     return out
-
-
-def same_dn(a: str, b: str) -> bool:
-    """Compare DNs the way the server does for our attribute types (case-insensitively)."""
-    return normalise_dn(a) == normalise_dn(b)
-
-
-def normalise_dn(dn: str) -> str:
-    try:
-        parts = parse_dn(dn, escape=False, strip=True)
-    except Exception:
-        return dn.lower()
-    return ",".join(f"{a.lower()}={v.lower()}" for a, v, _ in parts)
 
 
 class Repository:

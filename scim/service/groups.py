@@ -12,7 +12,8 @@ from typing import Any
 
 from directory import errors as de
 from directory.changes import Changes, diff
-from directory.repository import Entry, normalise_dn
+from directory.dn import normalise_dn
+from directory.repository import Entry
 from scim.protocol import patch as scim_patch
 from scim.protocol.errors import InvalidValue, PreconditionFailed, Uniqueness
 from scim.protocol.schema import CORE_GROUP, GROUP
