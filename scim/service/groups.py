@@ -109,10 +109,16 @@ def _taken(name: str) -> Uniqueness:
     return Uniqueness(f"a group with displayName {name!r} already exists")
 
 
+def _attributes(ctx: Context, resource: dict) -> dict[str, list[str]]:
+    """LDAP values of the mapped attributes (members are written as DN deltas instead)."""
+    attrs, _ = ctx.mapping.group.to_ldap({k: v for k, v in resource.items() if k != "members"})
+    return attrs
+
+
 def create(ctx: Context, body: Any) -> dict:
     resource = load_resource(body, GROUP)
     with directory_errors(ctx.options.retry_after):
-        attrs, _ = ctx.mapping.group.to_ldap(resource)
+        attrs = _attributes(ctx, resource)
         ids = scim_patch.member_ids(resource.get("members", []), "members")
         dns = _member_dns(ctx, ids, strict=True)
         attrs["member"] = dns or [ctx.repo.tenant.placeholder_dn]
@@ -129,7 +135,7 @@ def create(ctx: Context, body: Any) -> dict:
 
 
 def _attribute_changes(ctx: Context, entry: Entry, resource: dict) -> Changes:
-    desired, _ = ctx.mapping.group.to_ldap(resource)
+    desired = _attributes(ctx, resource)
     mapping = ctx.mapping.group
     managed = [r.ldap for r in mapping.rows if r is not mapping.rdn]
     return diff(entry.attrs, desired, managed)
