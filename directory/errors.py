@@ -37,12 +37,20 @@ class InvalidData(DirectoryError):
     """The server refused a value: bad syntax, constraint, unknown attribute…"""
 
 
+class NoSuchAttribute(InvalidData):
+    """LDAP result 16: deleting a value that is not there.
+
+    slapd 2.5 honours Permissive Modify for adds only, so deletes must name present
+    values (see Repository.change_members).
+    """
+
+
 _BY_CODE: dict[int, type[DirectoryError]] = {
     68: EntryExists,
     32: NoSuchEntry,
     65: ObjectClassViolation,
     122: AssertionFailed,
-    16: InvalidData,  # noSuchAttribute
+    16: NoSuchAttribute,
     17: InvalidData,  # undefinedAttributeType
     18: InvalidData,  # inappropriateMatching
     19: InvalidData,  # constraintViolation

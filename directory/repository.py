@@ -33,7 +33,10 @@ from directory.controls import (
 from directory.dn import normalise_dn
 from directory.errors import (
     AssertionFailed,
+    DirectoryBusy,
     DirectoryUnavailable,
+    NoSuchAttribute,
+    NoSuchEntry,
     ObjectClassViolation,
     translate,
 )
@@ -146,8 +149,6 @@ class Repository:
 
     def read(self, dn: str, attributes: Iterable[str]) -> Entry | None:
         """Base-scope read of one entry, or None when it does not exist."""
-        from directory.errors import NoSuchEntry
-
         try:
             entries, _ = self.search(dn, "(objectClass=*)", attributes, scope=BASE)
         except NoSuchEntry:
@@ -167,10 +168,17 @@ class Repository:
         return Entry(dn, {**stored, **self._post_read(result)})
 
     def modify(self, dn: str, changes: dict[str, list[tuple[str, list[str]]]], *,
-               csn: str | None = None, permissive: bool = False) -> dict[str, list[Any]]:
-        """One atomic modify (RFC 4511 §4.6); ``csn`` guards against lost updates."""
+               csn: str | None = None, permissive: bool = False,
+               condition: str | None = None) -> dict[str, list[Any]]:
+        """One atomic modify (RFC 4511 §4.6).
+
+        ``csn`` guards against lost updates; ``condition`` is any other assertion
+        filter (RFC 4528) the entry must match for the modify to apply.
+        """
         controls: list[Any] = [post_read()]
-        if csn:
+        if condition:
+            controls.append(assertion(condition))
+        elif csn:
             controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
         if permissive:
             controls.append(PERMISSIVE_MODIFY)
@@ -260,53 +268,79 @@ class Repository:
     ) -> dict[str, list[Any]]:
         """Add and remove member DNs in one atomic modify, keeping groupOfNames valid.
 
-        Adding drops the placeholder in the same modify. A removal that would empty
-        the group fails on the server (objectClassViolation); we then read the group,
-        and — only if nothing changed since (assertion on entryCSN) — remove the
-        members and add the placeholder in one modify. Concurrent writers make the
-        assertion fail and we start again, so the group is never empty and the
-        placeholder never stays beside a real member.
+        Every write asserts (RFC 4528) what it assumes about the placeholder, so
+        concurrent writers never leave a group empty or the placeholder beside a real
+        member: an add first asserts the placeholder is absent (the common case, one
+        operation); if it is present, the add also deletes it, asserting it is there.
+        A removal that would empty the group is refused by slapd (objectClassViolation);
+        then the members are read and, if nothing changed since (entryCSN), removed
+        together with adding the placeholder. slapd 2.5 applies Permissive Modify to
+        adds only, so values already absent are dropped from a delete first (Entra
+        retries removals). ``csn`` additionally pins the whole write to a version.
         """
-        placeholder = self.tenant.placeholder_dn
-        base_changes = dict(other or {})
         for _ in range(attempts):
-            changes = dict(base_changes)
-            member_changes: list[tuple[str, list[str]]] = []
-            if add:
-                member_changes.append((MODIFY_ADD, add))
-                member_changes.append((MODIFY_DELETE, [placeholder]))
-            if remove:
-                member_changes.append((MODIFY_DELETE, remove))
-            if member_changes:
-                changes["member"] = member_changes
             try:
-                return self.modify(dn, changes, csn=csn, permissive=True)
-            except ObjectClassViolation:
-                if add or not remove:
-                    raise
-            current = self.read(dn, ["member", "entryCSN"])
-            if current is None:
-                from directory.errors import NoSuchEntry
-
-                raise NoSuchEntry(dn)
-            if csn and current.csn != csn:
-                raise AssertionFailed("the group changed since it was read")
-            gone = {normalise_dn(d) for d in remove} | {normalise_dn(placeholder)}
-            remaining = [m for m in current.values("member") if normalise_dn(m) not in gone]
-            changes = dict(base_changes)
-            if remaining:
-                changes["member"] = [(MODIFY_DELETE, remove)]
-            else:
-                changes["member"] = [(MODIFY_ADD, [placeholder]), (MODIFY_DELETE, remove)]
-            try:
-                return self.modify(dn, changes, csn=current.csn, permissive=True)
+                if add:
+                    return self._add_members(dn, add, remove, other or {}, csn)
+                return self._remove_members(dn, remove, other or {}, csn)
+            except NoSuchAttribute:
+                remove = self._present_members(dn, remove)
             except AssertionFailed:
                 if csn:
                     raise
-                continue
-        from directory.errors import DirectoryBusy
-
         raise DirectoryBusy("the group is changing too often; try again")
+
+    def _guard(self, csn: str | None, condition: str) -> str:
+        if csn:
+            return f"(&(entryCSN={escape_filter_chars(csn)}){condition})"
+        return condition
+
+    def _add_members(self, dn: str, add: list[str], remove: list[str],
+                     other: dict[str, Any], csn: str | None) -> dict[str, list[Any]]:
+        placeholder = f"(member={escape_filter_chars(self.tenant.placeholder_dn)})"
+        member: list[tuple[str, list[str]]] = [(MODIFY_ADD, add)]
+        if remove:
+            member.append((MODIFY_DELETE, remove))
+        try:
+            return self.modify(dn, {**other, "member": member}, permissive=True,
+                               condition=self._guard(csn, f"(!{placeholder})"))
+        except AssertionFailed:
+            member.append((MODIFY_DELETE, [self.tenant.placeholder_dn]))
+            return self.modify(dn, {**other, "member": member}, permissive=True,
+                               condition=self._guard(csn, placeholder))
+
+    def _remove_members(self, dn: str, remove: list[str], other: dict[str, Any],
+                        csn: str | None) -> dict[str, list[Any]]:
+        changes = dict(other)
+        if remove:
+            changes["member"] = [(MODIFY_DELETE, remove)]
+        if not changes:
+            return {}
+        try:
+            return self.modify(dn, changes, csn=csn, permissive=True)
+        except ObjectClassViolation:
+            if not remove:
+                raise
+        current = self.read(dn, ["member", "entryCSN"])
+        if current is None:
+            raise NoSuchEntry(dn)
+        if csn and current.csn != csn:
+            raise AssertionFailed("the group changed since it was read")
+        gone = {normalise_dn(d) for d in remove} | {normalise_dn(self.tenant.placeholder_dn)}
+        if any(normalise_dn(m) not in gone for m in current.values("member")):
+            raise AssertionFailed("a member arrived meanwhile")  # retry: plain delete
+        changes["member"] = [(MODIFY_ADD, [self.tenant.placeholder_dn]),
+                             (MODIFY_DELETE, remove)]
+        return self.modify(dn, changes, csn=current.csn, permissive=True)
+
+    def _present_members(self, dn: str, values: list[str]) -> list[str]:
+        """The values that are members now (compare: one cheap operation each)."""
+        present = []
+        for value in values:
+            result = self._call(self.conn.compare, dn, "member", value)
+            if result.get("result") == 6:  # compareTrue
+                present.append(value)
+        return present
 
     def replace_members(self, dn: str, members: list[str],
                         other: dict[str, list[tuple[str, list[str]]]] | None = None, *,

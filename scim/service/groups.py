@@ -158,8 +158,14 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
     return dn, str(meta.get("entrycsn", [entry.csn])[0]), old
 
 
-def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPlan) -> None:
-    """Resolve members, then rename and one modify (undoing the rename on failure)."""
+def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPlan,
+           guarded: bool) -> None:
+    """Resolve members, then rename and one modify (undoing the rename on failure).
+
+    Member deltas commute (Permissive Modify makes them idempotent), so a member-only
+    PATCH is not tied to the entryCSN it read: Entra's parallel batches to one group
+    must not make each other retry. Attribute changes, replacements and If-Match are.
+    """
     replacement = plan.final_replacement()
     if replacement is not None:
         new_members = _member_dns(ctx, replacement, strict=True, self_dn=entry.dn)
@@ -170,15 +176,17 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
         remove_dns = _member_dns(ctx, list(plan.remove), strict=False)
     changes = _attribute_changes(ctx, entry, resource)
     dn, csn, old = _rename_if_needed(ctx, entry, resource)
+    renamed = dn != entry.dn
+    guard = csn if (guarded or changes or renamed or replacement is not None) else None
     try:
         if replacement is not None:
-            ctx.repo.replace_members(dn, new_members, changes, csn=csn)
+            ctx.repo.replace_members(dn, new_members, changes, csn=guard)
         elif add_dns or remove_dns:
-            ctx.repo.change_members(dn, add_dns, remove_dns, changes, csn=csn)
+            ctx.repo.change_members(dn, add_dns, remove_dns, changes, csn=guard)
         elif changes:
-            ctx.repo.modify(dn, changes, csn=csn)
+            ctx.repo.modify(dn, changes, csn=guard)
     except de.DirectoryError:
-        if dn != entry.dn:
+        if renamed:
             ctx.repo.rename(dn, ctx.mapping.group.rdn.ldap, old)
         raise
 
@@ -190,7 +198,7 @@ def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> No
             check_if_match(if_match, entry)
             resource, plan = build(entry)
             try:
-                _apply(ctx, entry, resource, plan)
+                _apply(ctx, entry, resource, plan, guarded=bool(if_match))
                 return
             except de.AssertionFailed:
                 if if_match:
