@@ -198,8 +198,9 @@ class ResourceMapping:
             if etype in seen:
                 raise InvalidValue(f"{attr.name}: at most one value of type {etype!r}")
             seen.add(etype)
-            if element.get("primary") is True:
-                primary.append(f"{attr.name}={etype}")
+            if element.get("primary") is not None:  # false is kept too: exact round trip
+                flag = f"{attr.name}={etype}"
+                primary.append(flag if element["primary"] else f"{flag}:false")
             for sub_name, sub_value in element.items():
                 if sub_name in _STRUCTURAL or sub_value is None:
                     continue
@@ -227,9 +228,10 @@ class ResourceMapping:
                 _put(resource, row.loc, value)
         for flag in attrs.get("scimprimary", []):
             name, _, etype = str(flag).partition("=")
+            etype, _, negative = etype.partition(":")
             for element in resource.get(name, []):
                 if element.get("type") == etype:
-                    element["primary"] = True
+                    element["primary"] = not negative
         return resource
 
 

@@ -168,7 +168,12 @@ def search_groups() -> Response:
     return _search("Group")
 
 
-def _search(kind: str) -> Response:
+@bp.post("/.search")
+def search_everything() -> Response:
+    return _search(None)
+
+
+def _search(kind: str | None) -> Response:
     """POST .search (RFC 7644 §3.4.3): the same parameters in a SearchRequest body."""
     body = json_body()
     if not isinstance(body, dict) or SEARCH_REQUEST not in (body.get("schemas") or []):
@@ -180,6 +185,8 @@ def _search(kind: str) -> Response:
     )
     q = query.parse_query(params.get("filter"), _str(params.get("startindex")),
                           _str(params.get("count")), proj)
+    if kind is None:
+        return scim_response(query.search_all(context(), q))
     return scim_response(query.search(context(), kind, q))
 
 

@@ -62,14 +62,26 @@ def _parse_operation(index: int, raw: Any) -> PatchOperation:
     path_text = lowered.get("path")
     if path_text is not None and not isinstance(path_text, str):
         raise InvalidSyntax(f"Operations[{index}].path must be a string")
+    value = lowered.get("value")
+    if path_text and _is_schema_urn(path_text):
+        # A path naming a whole extension (urn:…:enterprise:2.0:User): the same as a
+        # path-less operation on {urn: value}; remove drops all its attributes.
+        return PatchOperation(op, None, {path_text: value}, path_text)
     path = parse_patch_path(path_text) if path_text else None
     if path is None and op == "remove":
         raise NoTarget(f"Operations[{index}]: remove needs a path")
-    if path is None and not isinstance(lowered.get("value"), dict):
+    if path is None and not isinstance(value, dict):
         raise InvalidSyntax(f"Operations[{index}]: {op} without a path needs an object value")
     if op != "remove" and "value" not in lowered:
         raise InvalidSyntax(f"Operations[{index}]: {op} needs a value")
-    return PatchOperation(op, path, lowered.get("value"), path_text or "")
+    return PatchOperation(op, path, value, path_text or "")
+
+
+def _is_schema_urn(text: str) -> bool:
+    """``urn:…:2.0:User``: a schema URN, not an attribute path (last part after a version)."""
+    parts = text.split(":")
+    return text.lower().startswith("urn:") and len(parts) > 2 and \
+        parts[-2].replace(".", "").isdigit()
 
 
 def expand(ops: list[PatchOperation], rtype: ResourceType) -> list[PatchOperation]:
@@ -86,8 +98,14 @@ def expand(ops: list[PatchOperation], rtype: ResourceType) -> list[PatchOperatio
             continue
         for key, value in op.value.items():
             ext = rtype.extension(key)
-            if ext is not None and isinstance(value, dict):
+            if ext is not None and op.op == "remove":
+                for attr in ext.attributes:
+                    text = f"{ext.id}:{attr.name}"
+                    out.append(PatchOperation("remove", parse_patch_path(text), None, text))
+            elif ext is not None and isinstance(value, dict):
                 for sub_key, sub_value in value.items():
+                    if sub_key.lower() == "schemas":
+                        continue
                     text = f"{ext.id}:{sub_key}"
                     out.append(PatchOperation(op.op, parse_patch_path(text), sub_value, text))
             elif key.lower() == "schemas":

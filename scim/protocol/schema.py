@@ -216,8 +216,8 @@ ENTERPRISE_SCHEMA = Schema(
             "manager", type="complex", description="The User's manager.",
             sub_attributes=(
                 _s("value", description="The id of the manager's SCIM User."),
-                _s("$ref", type="reference", mutability="readOnly",
-                   reference_types=("User",), description="The URI of the manager."),
+                _s("$ref", type="reference", reference_types=("User",),
+                   description="The URI of the manager (RFC 7643 §8.7.2: readWrite)."),
                 _s("displayName", mutability="readOnly",
                    description="The displayName of the manager."),
             ),
@@ -240,7 +240,6 @@ GROUP_SCHEMA = Schema(
                    description="Identifier of the member (a User or Group id)."),
                 _s("$ref", type="reference", mutability="immutable",
                    reference_types=("User", "Group"), description="The URI of the member."),
-                _s("display", mutability="readOnly", description="The member's name."),
                 _s("type", mutability="immutable", canonical_values=("User", "Group"),
                    description="User or Group."),
             ),

@@ -49,13 +49,11 @@ def member_index(ctx: Context, entries: list[Entry]) -> dict[str, dict]:
     dns = [m for e in entries for m in e.values("member") if normalise_dn(m) != placeholder]
     if not dns:
         return {}
-    found = ctx.repo.resolve_dns(dns, ["displayName", "cn", "objectClass"])
+    found = ctx.repo.resolve_dns(dns, ["objectClass"])
     index = {}
     for dn, e in found.items():
         classes = {str(c).lower() for c in e.values("objectClass")}
-        kind = "Group" if "groupofnames" in classes else "User"
-        index[dn] = {"id": e.uuid, "display": e.first("displayName") or e.first("cn") or "",
-                     "type": kind}
+        index[dn] = {"id": e.uuid, "type": "Group" if "groupofnames" in classes else "User"}
     return index
 
 
@@ -69,7 +67,7 @@ def render(ctx: Context, entry: Entry, members: dict[str, dict] | None) -> dict:
             if m is not None:
                 endpoint = "/Users" if m["type"] == "User" else "/Groups"
                 listed.append({"value": m["id"], "$ref": ctx.location(endpoint, m["id"]),
-                               "display": m["display"], "type": m["type"]})
+                               "type": m["type"]})
         resource["members"] = listed
     resource["meta"] = {
         "resourceType": "Group",

@@ -51,6 +51,35 @@ def parse_query(filter_text: str | None, start_index: str | None, count: str | N
                  None if raw_count is None else max(raw_count, 0), projection)
 
 
+def search_all(ctx: Context, query: Query) -> dict:
+    """Root ``POST /.search`` (RFC 7644 §3.4.3): Users, then Groups, paged as one list.
+
+    A filter that names attributes of one resource type only (``userName``) selects
+    nothing from the other; a filter valid for neither is an error.
+    """
+    from scim.protocol.errors import InvalidFilter
+
+    resources: list[dict] = []
+    total = 0
+    start, count = query.start_index, query.count
+    errors: list[InvalidFilter] = []
+    for kind in ("User", "Group"):
+        remaining = None if count is None else max(count - len(resources), 0)
+        local = Query(query.filter, max(start - total, 1), remaining, query.projection)
+        try:
+            part = search(ctx, kind, local)
+        except InvalidFilter as exc:
+            errors.append(exc)
+            continue
+        if start - total <= part["totalResults"]:
+            resources += part["Resources"]
+        total += part["totalResults"]
+    if len(errors) == 2:
+        raise errors[0]
+    return {"schemas": [LIST_RESPONSE], "totalResults": total, "Resources": resources,
+            "startIndex": query.start_index, "itemsPerPage": len(resources)}
+
+
 def search(ctx: Context, kind: str, query: Query) -> dict:
     """A ListResponse for /Users or /Groups."""
     rtype = USER if kind == "User" else GROUP
