@@ -44,10 +44,12 @@ class Translator:
     """Translate filters for one resource type."""
 
     def __init__(self, mapping: ResourceMapping, object_class: str,
-                 resolve: Resolver | None = None) -> None:
+                 resolve: Resolver | None = None, hidden_member: str | None = None) -> None:
         self.mapping = mapping
         self.object_class = object_class
         self.resolve = resolve
+        #: the empty-group placeholder: never a member as far as SCIM can tell
+        self.hidden_member = hidden_member
         self.derived = {
             ldap.lower() for ldap in mapping.derived
         }
@@ -127,13 +129,17 @@ class Translator:
             return self._static_type(etype, expr, attr)
         if sub == "primary":
             return self._primary(etype, expr, attr)
+        definition = self._definition(AttrPath(None, attr, None))
+        if definition.sub(sub) is None:
+            raise InvalidFilter(f"{attr} has no sub-attribute {sub!r}")
         row = next((r for r in self.mapping.rows if r.loc.attr == attr and
                     r.loc.type == etype and (r.loc.sub or "").lower() == sub), None)
-        if row is None:
-            if isinstance(expr, Compare) and expr.op == "ne":
-                return self._exists(etype, attr)
-            return False
-        return _and([self._exists(etype, attr), self._on_row(row, expr)])
+        negated = isinstance(expr, Compare) and expr.op == "ne"
+        if row is None:  # a sub-attribute this directory never stores: no element has it
+            return self._exists(etype, attr) if negated else False
+        part = self._on_row(row, expr)
+        # eq/co/… on the row already implies the element exists; ne does not
+        return _and([self._exists(etype, attr), part]) if negated else part
 
     def _exists(self, etype: str, attr: str) -> Part:
         rows = [r for r in self.mapping.rows if r.loc.attr == attr and r.loc.type == etype]
@@ -197,6 +203,9 @@ class Translator:
 
     def _reference(self, ldap: str, expr: Compare | Present, name: str) -> Part:
         if isinstance(expr, Present):
+            if ldap == "member" and self.hidden_member:
+                hidden = escape_filter_chars(self.hidden_member)
+                return f"(&(member=*)(!(member={hidden})))"
             return f"({ldap}=*)"
         if expr.op not in ("eq", "ne") or not isinstance(expr.value, str):
             raise InvalidFilter(f"{name} supports only eq/ne with an id (a string)")

@@ -154,7 +154,7 @@ def list_groups() -> Response:
 
 def _list(kind: str, args: Any) -> Response:
     q = query.parse_query(args.get("filter"), args.get("startIndex"), args.get("count"),
-                          projection())
+                          projection(), args.get("sortBy"), args.get("sortOrder"))
     return scim_response(query.search(context(), kind, q))
 
 
@@ -184,7 +184,8 @@ def _search(kind: str | None) -> Response:
         tuple(parse_attribute_list(_joined(params.get("excludedattributes")))),
     )
     q = query.parse_query(params.get("filter"), _str(params.get("startindex")),
-                          _str(params.get("count")), proj)
+                          _str(params.get("count")), proj, _str(params.get("sortby")),
+                          _str(params.get("sortorder")))
     if kind is None:
         return scim_response(query.search_all(context(), q))
     return scim_response(query.search(context(), kind, q))

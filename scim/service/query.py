@@ -31,6 +31,8 @@ class Query:
     start_index: int = 1
     count: int | None = None
     projection: Projection = Projection()
+    sort_by: str | None = None
+    descending: bool = False
 
 
 def _int(value: str | None, name: str, default: int | None) -> int | None:
@@ -43,12 +45,45 @@ def _int(value: str | None, name: str, default: int | None) -> int | None:
 
 
 def parse_query(filter_text: str | None, start_index: str | None, count: str | None,
-                projection: Projection) -> Query:
+                projection: Projection, sort_by: str | None = None,
+                sort_order: str | None = None) -> Query:
     """startIndex < 1 means 1; count < 0 means 0 (RFC 7644 §3.4.2.4)."""
     start = max(_int(start_index, "startIndex", 1) or 1, 1)
     raw_count = _int(count, "count", None)
+    order = (sort_order or "ascending").lower()
+    if order not in ("ascending", "descending"):
+        raise BadRequest(f"sortOrder must be ascending or descending, got {sort_order!r}")
     return Query(filter_text or None, start,
-                 None if raw_count is None else max(raw_count, 0), projection)
+                 None if raw_count is None else max(raw_count, 0), projection,
+                 sort_by or None, order == "descending")
+
+
+def _sort(ctx: Context, kind: str, query: Query) -> list:
+    """The sort control for sortBy (RFC 7644 §3.4.2.3), or none."""
+    if not query.sort_by:
+        return []
+    from directory.sort import sort_control
+    from scim.protocol.errors import InvalidValue
+    from scim.protocol.paths import parse_attribute_list
+
+    mapping = ctx.mapping.user if kind == "User" else ctx.mapping.group
+    paths = parse_attribute_list(query.sort_by)
+    if len(paths) != 1:
+        raise InvalidValue("sortBy takes one attribute")
+    path = paths[0]
+    name = f"{path.attr}.{path.sub}" if path.sub else path.attr
+    special = {"id": "entryUUID", "meta.created": "createTimestamp",
+               "meta.lastmodified": "modifyTimestamp"}
+    ldap = special.get(name.lower())
+    if ldap is None:
+        rows = [r for r in mapping.rows if r.loc.type is None and r.codec == "string"
+                and f"{r.loc.attr}.{r.loc.sub}".removesuffix(".None").lower() == name.lower()
+                and (path.urn or None) in (None, r.loc.urn, mapping.rtype.schema.id)]
+        if not rows:
+            raise InvalidValue(f"cannot sort by {query.sort_by!r}: sortBy needs a "
+                               "single-valued string attribute, id or meta.created/lastModified")
+        ldap = rows[0].ldap
+    return [sort_control(ldap, query.descending)]
 
 
 def search_all(ctx: Context, query: Query) -> dict:
@@ -65,7 +100,8 @@ def search_all(ctx: Context, query: Query) -> dict:
     errors: list[InvalidFilter] = []
     for kind in ("User", "Group"):
         remaining = None if count is None else max(count - len(resources), 0)
-        local = Query(query.filter, max(start - total, 1), remaining, query.projection)
+        local = Query(query.filter, max(start - total, 1), remaining, query.projection,
+                      query.sort_by, query.descending)
         try:
             part = search(ctx, kind, local)
         except InvalidFilter as exc:
@@ -94,7 +130,9 @@ def search(ctx: Context, kind: str, query: Query) -> dict:
         attrs = (users.read_attributes(ctx, with_heavy) if kind == "User"
                  else groups.read_attributes(ctx, with_heavy))
         attrs = [*attrs, "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
-        total, window = _window(ctx, base, ldap_filter, attrs, query.start_index, count)
+        controls = _sort(ctx, kind, query)
+        total, window = _window(ctx, base, ldap_filter, attrs, query.start_index, count,
+                                controls)
         del mapping
         resources = [project(r, rtype, query.projection)
                      for r in _render(ctx, kind, window, with_heavy)]
@@ -117,19 +155,20 @@ def _ldap_filter(ctx: Context, kind: str, text: str | None) -> str:
         found = ctx.repo.resolve_ids([scim_id])
         return found[scim_id.lower()].dn if scim_id.lower() in found else None
 
-    return Translator(mapping, cls, resolve).translate(expr)
+    return Translator(mapping, cls, resolve, ctx.repo.tenant.placeholder_dn).translate(expr)
 
 
 def _window(ctx: Context, base: str, ldap_filter: str, attrs: list[str], start: int,
-            count: int) -> tuple[int, list[Entry]]:
-    entries, result = ctx.repo.search(base, ldap_filter, attrs, paged_size=FIRST_PAGE)
+            count: int, controls: list) -> tuple[int, list[Entry]]:
+    entries, result = ctx.repo.search(base, ldap_filter, attrs, paged_size=FIRST_PAGE,
+                                      controls=controls)
     if not _cookie(result):
         return len(entries), entries[start - 1:start - 1 + count]
     ids: list[str] = []
     cookie: bytes | None = None
     while True:
         page, result = ctx.repo.search(base, ldap_filter, ["entryUUID"], paged_size=1000,
-                                       paged_cookie=cookie)
+                                       paged_cookie=cookie, controls=controls)
         ids += [e.uuid for e in page]
         cookie = _cookie(result)
         if not cookie:
