@@ -33,6 +33,10 @@ class AssertionFailed(DirectoryError):
     """LDAP result 122: the entry changed since it was read (RFC 4528)."""
 
 
+class VlvOutOfRange(DirectoryError):
+    """LDAP result 76: a Virtual List View offset past the end of the result."""
+
+
 class InvalidData(DirectoryError):
     """The server refused a value: bad syntax, constraint, unknown attribute…"""
 
@@ -50,6 +54,7 @@ _BY_CODE: dict[int, type[DirectoryError]] = {
     32: NoSuchEntry,
     65: ObjectClassViolation,
     122: AssertionFailed,
+    76: VlvOutOfRange,
     16: NoSuchAttribute,
     17: InvalidData,  # undefinedAttributeType
     18: InvalidData,  # inappropriateMatching

@@ -147,6 +147,38 @@ class Repository:
                    for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
         return entries, result
 
+    def isolated_search(self, base: str, ldap_filter: str, attributes: Iterable[str],
+                        controls: list[Any]) -> tuple[list[Entry], dict[str, Any]]:
+        """Search on a connection of its own, closed right after.
+
+        slapd's sssvlv keeps Virtual List View sort state per connection until the
+        connection ends; on a pooled connection it would pile up until slapd answers
+        "Other sort requests already in progress". A one-off connection costs a bind.
+        """
+        side = Connection(self.conn.server, self.conn.user, self.conn.password,
+                          raise_exceptions=True, receive_timeout=self.conn.receive_timeout,
+                          return_empty_attributes=False)
+        main, self.conn = self.conn, side
+        try:
+            self._call(side.open)
+            if main.tls_started:
+                self._call(side.start_tls)
+            self._call(side.bind)
+            return self.search(base, ldap_filter, attributes, controls=controls)
+        finally:
+            self.conn = main
+            try:
+                side.unbind()
+            except Exception:  # noqa: BLE001, S110 - best effort on a throwaway connection
+                pass
+
+    def abandon_paging(self, base: str, ldap_filter: str, cookie: bytes | None,
+                       controls: list[Any] | None = None) -> None:
+        """End a paged search early (size 0, RFC 2696 §3) so slapd frees its state."""
+        if cookie:
+            self.search(base, ldap_filter, ["1.1"], paged_size=0, paged_cookie=cookie,
+                        controls=controls)
+
     def read(self, dn: str, attributes: Iterable[str]) -> Entry | None:
         """Base-scope read of one entry, or None when it does not exist."""
         try:

@@ -2,17 +2,19 @@
 
 The filter is evaluated by the directory (never by loading entries into Python).
 A page costs one paged LDAP search when all matches fit in it (Entra's eq
-lookups); otherwise a first pass reads only entryUUIDs to count and locate the
-window, and a second reads the window's entries (one search per 200 ids).
+lookups), otherwise one more: a Virtual List View search for the window (see
+``_window`` and docs/query.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from directory.errors import VlvOutOfRange
 from directory.ldapfilter import Translator
 from directory.repository import GROUP_CLASS, USER_CLASS, Entry
-from scim.protocol.errors import BadRequest
+from directory.sort import sort_control, vlv_content_count, vlv_control
+from scim.protocol.errors import BadRequest, ServiceUnavailable
 from scim.protocol.filter import parse_filter
 from scim.protocol.projection import Projection, project, wants
 from scim.protocol.schema import GROUP, LIST_RESPONSE, USER
@@ -62,7 +64,6 @@ def _sort(ctx: Context, kind: str, query: Query) -> list:
     """The sort control for sortBy (RFC 7644 §3.4.2.3), or none."""
     if not query.sort_by:
         return []
-    from directory.sort import sort_control
     from scim.protocol.errors import InvalidValue
     from scim.protocol.paths import parse_attribute_list
 
@@ -160,24 +161,30 @@ def _ldap_filter(ctx: Context, kind: str, text: str | None) -> str:
 
 def _window(ctx: Context, base: str, ldap_filter: str, attrs: list[str], start: int,
             count: int, controls: list) -> tuple[int, list[Entry]]:
+    """Total and the requested window of matches.
+
+    Small results (≤ FIRST_PAGE, e.g. every Entra lookup) take one paged search. Larger
+    ones take one Virtual List View search: slapd (sssvlv) sorts the matches — by the
+    requested sortBy, else by entryUUID so pages stay stable — and returns just the
+    window and the exact count, instead of Python reading every match.
+    """
     entries, result = ctx.repo.search(base, ldap_filter, attrs, paged_size=FIRST_PAGE,
                                       controls=controls)
     if not _cookie(result):
         return len(entries), entries[start - 1:start - 1 + count]
-    ids: list[str] = []
-    cookie: bytes | None = None
-    while True:
-        page, result = ctx.repo.search(base, ldap_filter, ["entryUUID"], paged_size=1000,
-                                       paged_cookie=cookie, controls=controls)
-        ids += [e.uuid for e in page]
-        cookie = _cookie(result)
-        if not cookie:
-            break
-    wanted = ids[start - 1:start - 1 + count]
-    if not wanted:
-        return len(ids), []
-    found = ctx.repo.resolve_ids(wanted, attributes=attrs)
-    return len(ids), [found[i.lower()] for i in wanted if i.lower() in found]
+    ctx.repo.abandon_paging(base, ldap_filter, _cookie(result), controls)
+    order = controls or [sort_control("entryUUID")]
+    try:
+        page, result = ctx.repo.isolated_search(
+            base, ldap_filter, attrs, [*order, vlv_control(start, max(count, 1))])
+    except VlvOutOfRange:  # startIndex past the end: only the count is needed
+        page, result = ctx.repo.isolated_search(
+            base, ldap_filter, ["1.1"], [*order, vlv_control(1, 1)])
+        page = []
+    total = vlv_content_count(result)
+    if total is None:
+        raise ServiceUnavailable("the directory could not page this result (VLV)")
+    return total, page[:count] if start <= total else []
 
 
 def _cookie(result: dict) -> bytes | None:
