@@ -95,6 +95,30 @@ class Settings:
             "only managed tokens are accepted."
         ),
     )
+    SCIM_PUBLIC_URL: str = field(
+        default="http://127.0.0.1:8000",
+        metadata=_doc(
+            "Public base URL of the service (what Entra reaches); the CLI prints "
+            "`<SCIM_PUBLIC_URL>/scim/v2` as the endpoint to paste."
+        ),
+    )
+    SCIM_TOKEN_CACHE_SECONDS: int = field(
+        default=30,
+        metadata=_doc(
+            "Seconds a worker trusts a verified managed token before asking the directory "
+            "again; a revoked token stops working within this time."
+        ),
+    )
+    SCIM_OAUTH_TOKEN_SECONDS: int = field(
+        default=3600, metadata=_doc("Lifetime of OAuth access tokens from `/oauth/token`.")
+    )
+    SCIM_AUTH_FAILURES_PER_MINUTE: int = field(
+        default=10,
+        metadata=_doc(
+            "Failed authentications one client address may make per minute (per worker) "
+            "before it is answered 429."
+        ),
+    )
     SCIM_MAPPING_FILE: str = field(
         default="",
         metadata=_doc("TOML file replacing the default SCIM to LDAP attribute mapping."),
@@ -178,6 +202,7 @@ _CHECKS: dict[str, Callable[[str], str]] = {
     "LOG_LEVEL": _check_choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 _POSITIVE = {
+    "SCIM_TOKEN_CACHE_SECONDS", "SCIM_OAUTH_TOKEN_SECONDS", "SCIM_AUTH_FAILURES_PER_MINUTE",
     "LDAP_CONNECT_TIMEOUT", "LDAP_TIMEOUT", "LDAP_POOL_SIZE", "LDAP_POOL_WAIT",
     "SCIM_MAX_PAGE_SIZE", "SCIM_MAX_FILTER_LENGTH", "SCIM_MAX_OPERATIONS",
     "SCIM_MAX_MEMBERS_PER_PATCH", "SCIM_MAX_BODY_BYTES", "SCIM_RETRY_AFTER",

@@ -18,38 +18,42 @@ from datetime import datetime
 from ldap3.utils.conv import escape_filter_chars
 
 from directory.mapping import ResourceMapping, Row
+from directory.sort import has_ordering
 from scim.protocol.errors import InvalidFilter
 from scim.protocol.filter import And, AttrPath, Compare, Expr, Not, Or, Present, ValuePath
 from scim.protocol.patch import compare_values
+from scim.protocol.schema import Attribute
 
 Part = str | bool
 #: Resolves a referenced SCIM id (manager, member, group) to a DN, or None.
 Resolver = Callable[[str], "str | None"]
 
-#: LDAP attributes with an ORDERING rule in our schema (gt/ge/lt/le need one; on other
-#: attributes slapd evaluates ordering filters to Undefined, i.e. silently nothing).
-ORDERED = {"createtimestamp", "modifytimestamp", "scimexternalid"}
 META = {"created": "createTimestamp", "lastmodified": "modifyTimestamp"}
 _SUBSTRING = {"co": "*{}*", "sw": "{}*", "ew": "*{}"}
 
 
-def _ordered(ldap: str) -> bool:
-    lowered = ldap.lower()
-    return lowered in ORDERED or (
-        lowered.startswith("scim") and lowered not in {"scimactive", "scimderived", "scimprimary"}
-    )
+class UnknownAttribute(InvalidFilter):
+    """The filter names an attribute that the resource type does not define."""
 
 
 class Translator:
-    """Translate filters for one resource type."""
+    """Translate filters for one resource type.
+
+    ``unknown_is_false`` is for searches across resource types (``POST /.search``): a
+    clause on an attribute this type does not define (``userName`` for Groups) is false
+    here instead of an error, and its path is recorded in ``unknown``.
+    """
 
     def __init__(self, mapping: ResourceMapping, object_class: str,
-                 resolve: Resolver | None = None, hidden_member: str | None = None) -> None:
+                 resolve: Resolver | None = None, hidden_member: str | None = None, *,
+                 unknown_is_false: bool = False) -> None:
         self.mapping = mapping
         self.object_class = object_class
         self.resolve = resolve
         #: the empty-group placeholder: never a member as far as SCIM can tell
         self.hidden_member = hidden_member
+        self.unknown_is_false = unknown_is_false
+        self.unknown: set[str] = set()
         self.derived = {
             ldap.lower() for ldap in mapping.derived
         }
@@ -72,20 +76,26 @@ class Translator:
             return _or([self._expr(e) for e in expr.items])
         if isinstance(expr, Not):
             return _not(self._expr(expr.expr))
-        if isinstance(expr, ValuePath):
-            return self._value_path(expr)
-        return self._leaf(expr)
+        try:
+            if isinstance(expr, ValuePath):
+                return self._value_path(expr)
+            return self._leaf(expr)
+        except UnknownAttribute:
+            if not self.unknown_is_false:
+                raise
+            self.unknown.add(_text(expr.path))
+            return False
 
     def _leaf(self, expr: Compare | Present) -> Part:
         path = expr.path
         attr = path.attr.lower()
         if path.urn is None and attr == "id" and not path.sub:
-            return self._compare("entryUUID", expr, "string")
+            return self._compare("entryUUID", expr, "string", "id")
         if path.urn is None and attr == "meta":
             ldap = META.get((path.sub or "").lower())
             if ldap is None:
                 raise InvalidFilter(f"meta.{path.sub} cannot be filtered")
-            return self._compare(ldap, expr, "datetime")
+            return self._compare(ldap, expr, "datetime", f"meta.{path.sub}")
         definition = self._definition(path)
         if definition.multi_valued:
             sub = path.sub or "value"
@@ -169,13 +179,13 @@ class Translator:
 
     # -- leaves ---------------------------------------------------------------------
 
-    def _definition(self, path: AttrPath):
+    def _definition(self, path: AttrPath) -> Attribute:
         from directory.mapping import MappingError, _definition
 
         try:
             return _definition(self.mapping.rtype, path.urn, path.attr)[1]
         except MappingError:
-            raise InvalidFilter(f"unknown attribute {_text(path)!r} in filter") from None
+            raise UnknownAttribute(f"unknown attribute {_text(path)!r} in filter") from None
 
     def _rows(self, path: AttrPath) -> list[Row]:
         urn = None
@@ -196,7 +206,7 @@ class Translator:
     def _on_row(self, row: Row, expr: Compare | Present) -> Part:
         if row.codec == "reference":
             return self._reference(row.ldap, expr, row.loc.text)
-        part = self._compare(row.ldap, expr, row.codec)
+        part = self._compare(row.ldap, expr, row.codec, row.loc.text)
         if row.ldap.lower() in self.derived and part is not False:
             return _and([part, f"(!(scimDerived={row.ldap}))"])
         return part
@@ -213,50 +223,54 @@ class Translator:
         part: Part = f"({ldap}={escape_filter_chars(dn)})" if dn else False
         return part if expr.op == "eq" else _not(part)
 
-    def _compare(self, ldap: str, expr: Compare | Present, codec: str) -> Part:
+    def _compare(self, ldap: str, expr: Compare | Present, codec: str, name: str) -> Part:
+        """``ldap`` compared as ``expr`` says; ``name`` is the SCIM path for errors."""
         if isinstance(expr, Present):
             return f"({ldap}=*)"
         op, value = expr.op, expr.value
         if value is None:
             if op in ("eq", "ne"):
                 return _not(f"({ldap}=*)") if op == "eq" else f"({ldap}=*)"
-            raise InvalidFilter(f"{op} cannot compare with null")
-        text = self._literal(ldap, value, codec, op)
+            raise InvalidFilter(f"{name} {op} null: only eq and ne compare with null")
+        text = self._literal(value, codec, op, name)
         if op in _SUBSTRING:
             if codec != "string" or ldap.lower() == "entryuuid":
-                raise InvalidFilter(f"{op} needs a string attribute; {ldap!r} is not one")
+                raise InvalidFilter(f"{name} {op}: {op} needs a string attribute; "
+                                    f"{name} is not one")
             return f"({ldap}={_SUBSTRING[op].format(text)})"
         if op == "eq":
             return f"({ldap}={text})"
         if op == "ne":
             return f"(!({ldap}={text}))"
-        if not _ordered(ldap):
-            raise InvalidFilter(f"{op} is not supported on this attribute (no ordering in "
-                                "the directory); use eq, ne, co, sw, ew or pr")
+        if not has_ordering(ldap):
+            raise InvalidFilter(f"{name} {op}: {name} has no ordering in the directory, so "
+                                "gt/ge/lt/le cannot be evaluated; use eq, ne, co, sw, ew or pr")
         return {"ge": f"({ldap}>={text})", "le": f"({ldap}<={text})",
                 "gt": f"(&({ldap}>={text})(!({ldap}={text})))",
                 "lt": f"(&({ldap}<={text})(!({ldap}={text})))"}[op]
 
     @staticmethod
-    def _literal(ldap: str, value: object, codec: str, op: str) -> str:
+    def _literal(value: object, codec: str, op: str, name: str) -> str:
         if codec == "boolean":
             if not isinstance(value, bool) or op not in ("eq", "ne"):
-                raise InvalidFilter("a boolean attribute supports eq/ne with true or false")
+                raise InvalidFilter(f"{name} {op}: {name} is a boolean; it supports only eq "
+                                    "and ne with true or false")
             return "TRUE" if value else "FALSE"
         if codec == "datetime":
-            return _generalized_time(value)
+            return _generalized_time(value, name)
         if isinstance(value, bool):
-            raise InvalidFilter(f"{ldap!r} holds strings; compare it with a string")
+            raise InvalidFilter(f"{name} holds strings; compare it with a string")
         return escape_filter_chars(str(value))
 
 
-def _generalized_time(value: object) -> str:
+def _generalized_time(value: object, name: str) -> str:
     if not isinstance(value, str):
-        raise InvalidFilter("dates must be strings like \"2026-01-05T10:00:00Z\"")
+        raise InvalidFilter(f"{name} is a date-time: compare it with a string like "
+                            "\"2026-01-05T10:00:00Z\"")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidFilter(f"{value!r} is not an RFC 3339 date-time") from None
+        raise InvalidFilter(f"{name}: {value!r} is not an RFC 3339 date-time") from None
     if parsed.tzinfo is not None:
         from datetime import UTC
 

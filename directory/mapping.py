@@ -198,9 +198,7 @@ class ResourceMapping:
             if etype in seen:
                 raise InvalidValue(f"{attr.name}: at most one value of type {etype!r}")
             seen.add(etype)
-            if element.get("primary") is not None:  # false is kept too: exact round trip
-                flag = f"{attr.name}={etype}"
-                primary.append(flag if element["primary"] else f"{flag}:false")
+            stored = False
             for sub_name, sub_value in element.items():
                 if sub_name in _STRUCTURAL or sub_value is None:
                     continue
@@ -210,6 +208,11 @@ class ResourceMapping:
                     raise InvalidValue(f'{attr.name}[type eq "{etype}"].{sub_name} cannot be '
                                        "stored in this directory (not in the attribute mapping)")
                 _encode(row, sub_value, out, {}, "")
+                stored = stored or row.ldap in out
+            # false is kept too (exact round trip); an element without values has no flag
+            if stored and element.get("primary") is not None:
+                flag = f"{attr.name}={etype}"
+                primary.append(flag if element["primary"] else f"{flag}:false")
 
     # -- LDAP -> SCIM ---------------------------------------------------------------
 

@@ -29,6 +29,7 @@ class Extension:
     options: Options
     auth: Any
     settings: Any
+    authenticator: Any
 
 
 def ext() -> Extension:
@@ -38,6 +39,7 @@ def ext() -> Extension:
 @bp.before_request
 def authenticate() -> Response | None:
     """Every endpoint, discovery included, needs the bearer token."""
+    ext().authenticator.check_rate()
     return ext().auth.login_required(lambda: None)()
 
 

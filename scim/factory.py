@@ -8,9 +8,13 @@ from flask import Flask
 
 from config import Settings, load_settings
 from directory import Pool, Tenant, load_mapping, placeholder_for
-from scim import discovery  # noqa: F401 - registers the discovery views on the blueprint
+from scim import (
+    discovery,  # noqa: F401 - registers the discovery views on the blueprint
+    oauth,
+)
 from scim.api import Extension, bp
-from scim.auth import make_auth
+from scim.auth import Authenticator, make_auth
+from scim.cli import COMMANDS
 from scim.errors import register_error_handlers
 from scim.service.common import Options
 
@@ -36,13 +40,21 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_page_size=settings.SCIM_MAX_PAGE_SIZE,
         max_filter_length=settings.SCIM_MAX_FILTER_LENGTH,
     )
+    pool = Pool(settings)
+    authenticator = Authenticator(
+        settings.SCIM_BEARER_TOKEN, default_tenant(settings), pool,
+        settings.SCIM_TOKEN_CACHE_SECONDS, settings.SCIM_AUTH_FAILURES_PER_MINUTE)
     app.extensions["scim_bridge"] = Extension(
-        pool=Pool(settings),
+        pool=pool,
         mapping=load_mapping(settings.SCIM_MAPPING_FILE or None),
         options=options,
-        auth=make_auth(settings.SCIM_BEARER_TOKEN, default_tenant(settings)),
+        auth=make_auth(authenticator),
         settings=settings,
+        authenticator=authenticator,
     )
     app.register_blueprint(bp)
+    app.register_blueprint(oauth.bp)
+    for command in COMMANDS:
+        app.cli.add_command(command)
     register_error_handlers(app, settings.SCIM_RETRY_AFTER)
     return app

@@ -126,7 +126,8 @@ def resource_schema(rtype: ResourceType) -> type[Schema]:
     for a in attrs:
         f = _field(a)
         if a.required:
-            f = StrictString(required=True, validate=validate.Length(min=1))
+            f = StrictString(required=True, validate=validate.Regexp(
+                r"(?s).*\S", error="must not be empty or blank"))
         declared[a.name] = f
     for i, ext in enumerate(rtype.extensions):
         # attribute names may not contain dots in marshmallow: the URN is the data_key
@@ -194,8 +195,6 @@ def translate(exc: ValidationError, rtype: ResourceType) -> ScimError:
         return InvalidSyntax(f"unknown attribute {name!r} for a {rtype.name}")
     if message == "Missing data for required field.":
         return InvalidValue(f"{name!r} is required")
-    if message.startswith("Shorter than minimum length"):
-        return InvalidValue(f"{name!r} must not be empty")
     if message == "Not a valid list.":
         return InvalidValue(f"{name!r} must be a list")
     if message.startswith("Invalid input type"):

@@ -98,7 +98,7 @@ def expand(ops: list[PatchOperation], rtype: ResourceType) -> list[PatchOperatio
             continue
         for key, value in op.value.items():
             ext = rtype.extension(key)
-            if ext is not None and op.op == "remove":
+            if ext is not None and (op.op == "remove" or value is None):
                 for attr in ext.attributes:
                     text = f"{ext.id}:{attr.name}"
                     out.append(PatchOperation("remove", parse_patch_path(text), None, text))
@@ -139,6 +139,12 @@ def resolve(path: PatchPath, rtype: ResourceType, raw: str) -> Target:
         urn, attr = ext.id, ext.attribute(ap.attr)
     else:
         attr = rtype.schema.attribute(ap.attr) or common_attribute(ap.attr)
+        if attr is None and not ap.urn:
+            # Entra's older form names an extension attribute bare ("path": "manager").
+            found = [(e.id, e.attribute(ap.attr)) for e in rtype.extensions
+                     if e.attribute(ap.attr) is not None]
+            if len(found) == 1:
+                urn, attr = found[0]
     if attr is None:
         raise InvalidValue(f"unknown attribute {ap.attr!r} in path {raw!r}")
     sub_name = ap.sub or path.sub
@@ -335,7 +341,8 @@ def _multi_filtered(elements: list[Any], op: PatchOperation, t: Target) -> list[
         if t.sub is not None:
             elements[i][_key(elements[i], t.sub.name)] = op.value
         elif isinstance(op.value, dict):
-            elements[i] = {**elements[i], **op.value} if op.op == "add" else dict(op.value)
+            base = elements[i] if op.op == "add" else _seed(t.value_filter)
+            elements[i] = {**base, **op.value}
         else:
             raise InvalidValue(f"{op.raw_path!r}: the value must be an object")
     return elements

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from directory import errors as de
-from directory.changes import MODIFY_ADD, MODIFY_REPLACE, Changes, diff
+from directory.changes import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Changes, diff
 from directory.dn import normalise_dn
 from directory.repository import Entry
 from scim.protocol import patch as scim_patch
@@ -55,9 +56,15 @@ def reference_index(ctx: Context, entries: list[Entry], groups: bool) -> dict[st
         dns += [g for e in entries for g in e.values("memberOf")]
     if not dns:
         return {}
-    found = ctx.repo.resolve_dns(dns, ["displayName", "cn", "objectClass"])
-    return {dn: {"id": e.uuid, "display": e.first("displayName") or e.first("cn") or "",
-                 "dn": e.dn} for dn, e in found.items()}
+    found = ctx.repo.resolve_dns(dns, ["displayName", "cn", "objectClass", "scimDerived"])
+    return {dn: {"id": e.uuid, "display": _display(e), "dn": e.dn} for dn, e in found.items()}
+
+
+def _display(entry: Entry) -> str:
+    """displayName, else cn unless the bridge derived it (derived values are never shown)."""
+    derived = {str(d).lower() for d in entry.values("scimDerived")}
+    cn = "" if "cn" in derived else entry.first("cn")
+    return str(entry.first("displayName") or cn or "")
 
 
 def render(ctx: Context, entry: Entry, refs: dict[str, dict], groups: bool = True) -> dict:
@@ -187,37 +194,49 @@ def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Chang
 
 
 def _write(ctx: Context, entry: Entry, resource: dict) -> None:
-    """Make the entry hold ``resource``: rename (if userName changed), then one modify.
+    """Make the entry hold ``resource``: one modify, then a rename if userName changed.
 
-    Order and why: the rename goes first because it is the step that can fail on
-    uniqueness; if the modify then fails, the rename is undone, so an error leaves the
-    entry as it was. Both are guarded by entryCSN assertions, so a concurrent writer
-    makes us re-read and re-apply instead of losing its update.
+    Order and why: the modify goes first because slapd may refuse a value (syntax) and
+    a refused modify writes nothing, so such an error leaves the directory untouched.
+    Uniqueness of the new name is checked before; the rename loses a race for it only
+    if the name was taken in between, and then the modify is undone. The modify is
+    guarded by an entryCSN assertion, so a concurrent writer makes us re-read and
+    re-apply instead of losing its update; the rename that follows our own modify
+    changes only the DN, so it cannot lose another writer's values.
     """
     desired = _desired(ctx, resource)
     rdn = ctx.mapping.user.rdn
     new_name = resource["userName"]
-    old_name = str(entry.first(rdn.ldap) or "")
+    renamed = new_name != str(entry.first(rdn.ldap) or "")
     changes = _changes(ctx, entry, desired)
-    dn, csn = entry.dn, entry.csn
-    renamed = new_name != old_name
     if renamed:
         other = ctx.repo.find_one("User", rdn.ldap, new_name, [])
         if other is not None and other.uuid != entry.uuid:
             raise _taken(new_name)
-        try:
-            dn, meta = ctx.repo.rename(dn, rdn.ldap, new_name, csn=csn)
-        except de.EntryExists:
-            raise _taken(new_name) from None
-        csn = str(meta.get("entrycsn", [csn])[0])
-    if not changes:
+    meta = ctx.repo.modify(entry.dn, changes, csn=entry.csn) if changes else {}
+    if not renamed:
         return
     try:
-        ctx.repo.modify(dn, changes, csn=csn)
-    except de.DirectoryError:
-        if renamed:
-            ctx.repo.rename(dn, rdn.ldap, old_name)
-        raise
+        ctx.repo.rename(entry.dn, rdn.ldap, new_name, csn=None if changes else entry.csn)
+    except de.NoSuchEntry:
+        raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
+    except de.EntryExists:
+        if changes:
+            csn = str(meta.get("entrycsn", [""])[0]) or None
+            with suppress(de.AssertionFailed):  # changed again meanwhile: theirs stands
+                ctx.repo.modify(entry.dn, _undo(entry, changes), csn=csn)
+        raise _taken(new_name) from None
+
+
+def _undo(entry: Entry, changes: Changes) -> Changes:
+    """The modify that restores what ``changes`` replaced (values as ``entry`` held them)."""
+    undo: Changes = {}
+    for name, ops in changes.items():
+        if name.lower() == "objectclass":
+            undo[name] = [(MODIFY_DELETE, [v for _, values in ops for v in values])]
+        elif name.lower() != "userpassword":  # never read, so it cannot be restored
+            undo[name] = [(MODIFY_REPLACE, [str(v) for v in entry.values(name)])]
+    return undo
 
 
 def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> dict:
