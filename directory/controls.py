@@ -16,9 +16,12 @@ PERMISSIVE_MODIFY = ("1.2.840.113556.1.4.1413", False, None)
 POST_READ_OID = "1.3.6.1.1.13.2"
 
 
+_POST_READ = post_read_control(META_ATTRIBUTES, criticality=False)
+
+
 def post_read() -> Any:
-    """RFC 4527 post-read control asking for the meta attributes."""
-    return post_read_control(META_ATTRIBUTES, criticality=False)
+    """RFC 4527 post-read control asking for the meta attributes (encoded once)."""
+    return _POST_READ
 
 
 def assertion(ldap_filter: str) -> tuple[str, bool, bytes]:

@@ -153,6 +153,7 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
         dn, meta = ctx.repo.rename(entry.dn, rdn.ldap, new, csn=entry.csn)
     except de.EntryExists:
         raise _taken(new) from None
+    ctx.repo.move_references(entry.dn, dn)  # parent groups now, not when refint gets to it
     return dn, str(meta.get("entrycsn", [entry.csn])[0]), old
 
 

@@ -217,7 +217,8 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> None:
     if not renamed:
         return
     try:
-        ctx.repo.rename(entry.dn, rdn.ldap, new_name, csn=None if changes else entry.csn)
+        new_dn, _ = ctx.repo.rename(entry.dn, rdn.ldap, new_name,
+                                    csn=None if changes else entry.csn)
     except de.NoSuchEntry:
         raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
     except de.EntryExists:
@@ -226,6 +227,7 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> None:
             with suppress(de.AssertionFailed):  # changed again meanwhile: theirs stands
                 ctx.repo.modify(entry.dn, _undo(entry, changes), csn=csn)
         raise _taken(new_name) from None
+    ctx.repo.move_references(entry.dn, new_dn)
 
 
 def _undo(entry: Entry, changes: Changes) -> Changes:
