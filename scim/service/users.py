@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import suppress
 from typing import Any
 
@@ -25,6 +26,10 @@ from scim.service.common import (
 #: ppolicy: a pwdAccountLockedTime of this value locks the account until removed.
 LOCKED = "000001010000Z"
 ATTEMPTS = 5
+#: back-mdb keeps each RDN, normalised and as given, in one LMDB value of at most 511
+#: bytes; measured on slapd 2.5: 2 * len("attr=" + escaped value) + 20 must fit.
+RDN_BYTES = 491
+_RDN_SPECIAL = ',+"\\<>;='
 
 
 def read_attributes(ctx: Context, groups: bool = True) -> list[str]:
@@ -154,6 +159,7 @@ def create(ctx: Context, body: Any) -> dict:
             attrs["pwdAccountLockedTime"] = [LOCKED]
         rdn = ctx.mapping.user.rdn
         user_name = resource["userName"]
+        _check_rdn(rdn.ldap, user_name)
         if ctx.repo.find_one("User", rdn.ldap, user_name, []) is not None:
             raise _taken(user_name)
         dn = ctx.repo.user_dn(rdn.ldap, user_name)
@@ -161,7 +167,29 @@ def create(ctx: Context, body: Any) -> dict:
             entry = ctx.repo.add(dn, ctx.mapping.user.object_classes, attrs)
         except de.EntryExists:
             raise _taken(user_name) from None
+        except de.InvalidData as exc:
+            raise _refused(ctx, exc) from None
         return render(ctx, entry, reference_index(ctx, [entry], False), groups=False)
+
+
+def _check_rdn(attr: str, value: str) -> None:
+    """Refuse a userName too long to be an RDN (slapd would answer "other", a 500)."""
+    size = sum(3 if c in _RDN_SPECIAL or ord(c) < 0x20 else len(c.encode()) for c in value)
+    size += 2 * (value[:1] in ("#", " ")) + 2 * (len(value) > 1 and value.endswith(" "))
+    limit = RDN_BYTES // 2 - len(attr) - 1
+    if size > limit:
+        raise InvalidValue(
+            f"userName is too long for the directory: {size} bytes, at most {limit} "
+            "(UTF-8; each of , + \" \\ < > ; = counts 3)")
+
+
+def _refused(ctx: Context, exc: de.InvalidData) -> InvalidValue:
+    """slapd refused a value (e.g. a non-ASCII ``mail``): name the SCIM attribute."""
+    found = re.search(r"(\w+): value #\d+", str(exc))
+    ldap = found.group(1).lower() if found else ""
+    paths = [r.loc.text for r in ctx.mapping.user.rows if r.ldap.lower() == ldap]
+    where = f"{paths[0]}: " if paths else ""
+    return InvalidValue(f"{where}the directory refused the value ({exc})")
 
 
 def _taken(user_name: str) -> Uniqueness:
@@ -175,6 +203,12 @@ def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Chang
     if any(k.lower() == "userpassword" for k in desired):
         managed.append("userPassword")
     changes = diff(entry.attrs, desired, managed)
+    for r in (r for r in mapping.rows if r.codec == "string" and r.ldap in changes):
+        # SCIM shows the first value of a multi-valued LDAP attribute; the others (of
+        # entries made outside SCIM) stay unless that SCIM value itself changes
+        cur = [str(v) for v in entry.values(r.ldap)]
+        if len(cur) > 1 and cur[:1] == desired.get(r.ldap):
+            del changes[r.ldap]
     for r in (r for r in mapping.rows if r.codec == "reference"):
         cur, new = entry.values(r.ldap), desired.get(r.ldap, [])
         if r.ldap in changes and len(cur) == len(new) == 1 and \
@@ -210,6 +244,7 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> None:
     renamed = new_name != str(entry.first(rdn.ldap) or "")
     changes = _changes(ctx, entry, desired)
     if renamed:
+        _check_rdn(rdn.ldap, new_name)
         other = ctx.repo.find_one("User", rdn.ldap, new_name, [])
         if other is not None and other.uuid != entry.uuid:
             raise _taken(new_name)
@@ -250,6 +285,8 @@ def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> di
             resource = build(ctx, entry)
             try:
                 _write(ctx, entry, resource)
+            except de.InvalidData as exc:
+                raise _refused(ctx, exc) from None
             except de.AssertionFailed:
                 if if_match:
                     raise PreconditionFailed("the resource changed while it was updated") from None
@@ -282,16 +319,31 @@ def replace(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) 
 
 
 def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
-    """Delete: memberships first (refint cannot empty a groupOfNames), then the entry.
+    """Delete: memberships and manager references first, then the entry.
 
-    A crash between the two leaves a user with fewer groups; the retried DELETE
+    refint cannot empty a groupOfNames, and for a manager it would write the group
+    placeholder as the reports' manager, later, in a background task. A crash before
+    the entry is gone leaves a user with fewer groups or reports; the retried DELETE
     finds it and finishes.
     """
     with directory_errors(ctx.options.retry_after):
         entry = find(ctx, scim_id, groups=False)
         check_if_match(if_match, entry)
         ctx.repo.remove_from_all_groups(entry.dn)
+        _drop_references(ctx, entry.dn)
         try:
             ctx.repo.delete(entry.dn)
         except de.NoSuchEntry:
             raise not_found("User", scim_id) from None
+
+
+def _drop_references(ctx: Context, dn: str) -> None:
+    """Remove ``dn`` from every user's reference attributes (``manager``) now."""
+    value = "".join(f"\\{ord(c):02x}" if c in "\\*()\0" else c for c in dn)
+    for attr in (r.ldap for r in ctx.mapping.user.rows if r.codec == "reference"):
+        condition = f"({attr}={value})"
+        reports, _ = ctx.repo.search(ctx.repo.tenant.people_dn, condition, ["1.1"])
+        for report in reports:
+            with suppress(de.AssertionFailed):  # refint or another writer was first
+                ctx.repo.modify(report.dn, {attr: [(MODIFY_DELETE, [dn])]},
+                                condition=condition)
