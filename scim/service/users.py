@@ -227,7 +227,7 @@ def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Chang
     return changes
 
 
-def _write(ctx: Context, entry: Entry, resource: dict) -> None:
+def _write(ctx: Context, entry: Entry, resource: dict) -> Entry:
     """Make the entry hold ``resource``: one modify, then a rename if userName changed.
 
     Order and why: the modify goes first because slapd may refuse a value (syntax) and
@@ -237,6 +237,9 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> None:
     guarded by an entryCSN assertion, so a concurrent writer makes us re-read and
     re-apply instead of losing its update; the rename that follows our own modify
     changes only the DN, so it cannot lose another writer's values.
+
+    Returns the entry as it now is — what was read, the changes, and the server's
+    post-read meta — so that the answer needs no second read.
     """
     desired = _desired(ctx, resource)
     rdn = ctx.mapping.user.rdn
@@ -250,10 +253,10 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> None:
             raise _taken(new_name)
     meta = ctx.repo.modify(entry.dn, changes, csn=entry.csn) if changes else {}
     if not renamed:
-        return
+        return _applied(entry, entry.dn, changes, meta)
     try:
-        new_dn, _ = ctx.repo.rename(entry.dn, rdn.ldap, new_name,
-                                    csn=None if changes else entry.csn)
+        new_dn, meta_after = ctx.repo.rename(entry.dn, rdn.ldap, new_name,
+                                             csn=None if changes else entry.csn)
     except de.NoSuchEntry:
         raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
     except de.EntryExists:
@@ -263,6 +266,21 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> None:
                 ctx.repo.modify(entry.dn, _undo(entry, changes), csn=csn)
         raise _taken(new_name) from None
     ctx.repo.move_references(entry.dn, new_dn)
+    written = _applied(entry, new_dn, changes, {**meta, **meta_after})
+    written.attrs[rdn.ldap.lower()] = [new_name]
+    return written
+
+
+def _applied(entry: Entry, dn: str, changes: Changes, meta: dict[str, list[Any]]) -> Entry:
+    """The entry after ``changes`` (all REPLACE, or ADD of object classes) and meta."""
+    attrs = dict(entry.attrs)
+    for name, ops in changes.items():
+        key = name.lower()
+        for op, values in ops:
+            attrs[key] = [*attrs.get(key, []), *values] if op == MODIFY_ADD else list(values)
+    attrs.pop("userpassword", None)  # written hashed, never read back
+    attrs.update(meta)
+    return Entry(dn, attrs)
 
 
 def _undo(entry: Entry, changes: Changes) -> Changes:
@@ -277,27 +295,34 @@ def _undo(entry: Entry, changes: Changes) -> Changes:
 
 
 def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> dict:
-    """Read, build the new resource, write; re-run on a concurrent change."""
+    """Read (with memberOf), build the new resource, write; re-run on a concurrent change.
+
+    LDAP operations: one read, the write(s), and one batched search resolving the
+    user's groups and manager when there are any — the answer is built from what was
+    written, not read again.
+    """
     with directory_errors(ctx.options.retry_after):
         for _ in range(ATTEMPTS):
-            entry = find(ctx, scim_id, groups=False)
+            entry = find(ctx, scim_id, groups=True)
             check_if_match(if_match, entry)
-            resource = build(ctx, entry)
+            refs = reference_index(ctx, [entry], groups=True)
+            resource = build(ctx, entry, refs)
             try:
-                _write(ctx, entry, resource)
+                written = _write(ctx, entry, resource)
             except de.InvalidData as exc:
                 raise _refused(ctx, exc) from None
             except de.AssertionFailed:
                 if if_match:
                     raise PreconditionFailed("the resource changed while it was updated") from None
                 continue
-            return get(ctx, scim_id)
+            if _manager_dns(ctx, [written]) != _manager_dns(ctx, [entry]):
+                refs.update(reference_index(ctx, [written], groups=False))
+            return render(ctx, written, refs, groups=True)
         raise de.DirectoryBusy("the user is changing too often")
 
 
-def current_resource(ctx: Context, entry: Entry) -> dict:
+def current_resource(ctx: Context, entry: Entry, refs: dict[str, dict]) -> dict:
     """The writable SCIM view of an entry (what PATCH operates on)."""
-    refs = reference_index(ctx, [entry], groups=False)
     resource = ctx.mapping.user.from_ldap(entry.attrs, refs)
     resource["schemas"] = [CORE_USER, ENTERPRISE_USER]
     return resource
@@ -306,8 +331,8 @@ def current_resource(ctx: Context, entry: Entry) -> dict:
 def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> dict:
     ops = scim_patch.parse_patch_request(body, max_operations=ctx.options.max_operations)
 
-    def build(ctx: Context, entry: Entry) -> dict:
-        patched = scim_patch.apply(current_resource(ctx, entry), ops, USER)
+    def build(ctx: Context, entry: Entry, refs: dict[str, dict]) -> dict:
+        patched = scim_patch.apply(current_resource(ctx, entry, refs), ops, USER)
         return load_resource(patched, USER, check_schemas=False)
 
     return _guarded(ctx, scim_id, if_match, build)
@@ -315,7 +340,7 @@ def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) ->
 
 def replace(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> dict:
     resource = load_resource(body, USER)
-    return _guarded(ctx, scim_id, if_match, lambda ctx, entry: resource)
+    return _guarded(ctx, scim_id, if_match, lambda ctx, entry, refs: resource)
 
 
 def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
