@@ -237,7 +237,11 @@ class Translator:
             if codec != "string" or ldap.lower() == "entryuuid":
                 raise InvalidFilter(f"{name} {op}: {op} needs a string attribute; "
                                     f"{name} is not one")
+            if not text:  # every value contains "" (and "**" is no LDAP substring filter)
+                return f"({ldap}=*)"
             return f"({ldap}={_SUBSTRING[op].format(text)})"
+        if not text and codec == "string":  # an LDAP string is never empty (RFC 4517)
+            return op == "ne"
         if op == "eq":
             return f"({ldap}={text})"
         if op == "ne":
@@ -269,13 +273,13 @@ def _generalized_time(value: object, name: str) -> str:
                             "\"2026-01-05T10:00:00Z\"")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidFilter(f"{name}: {value!r} is not an RFC 3339 date-time") from None
-    if parsed.tzinfo is not None:
-        from datetime import UTC
+        if parsed.tzinfo is not None:
+            from datetime import UTC
 
-        parsed = parsed.astimezone(UTC)
-    return parsed.strftime("%Y%m%d%H%M%SZ")
+            parsed = parsed.astimezone(UTC)  # OverflowError near year 1 or 9999
+    except (ValueError, OverflowError):
+        raise InvalidFilter(f"{name}: {value!r} is not an RFC 3339 date-time") from None
+    return f"{parsed.year:04d}{parsed:%m%d%H%M%S}Z"  # %Y is not zero-padded below 1000
 
 
 def _relative(expr: Compare | Present, sub: str) -> Compare | Present:

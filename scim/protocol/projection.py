@@ -1,9 +1,14 @@
 """``attributes`` / ``excludedAttributes`` (RFC 7644 §3.4.2.5), honouring ``returned``.
 
-``schemas``, ``id`` and every ``returned: always`` attribute are always kept;
-``returned: never`` is never shown. :func:`wants` tells the directory layer whether
-an expensive attribute (``members``, ``groups``) is needed at all, so that it is
-not even read from LDAP when excluded.
+RFC 7643 §7 ``returned``, at every level (attributes and sub-attributes):
+
+* ``always``: kept whatever the parameters say (``id``; ``schemas`` is always kept);
+* ``never``: never shown (``password``), even when asked for;
+* ``default``: shown unless ``attributes`` names others or ``excludedAttributes`` names it;
+* ``request``: shown only when ``attributes`` names it (or its parent, for a sub-attribute).
+
+:func:`wants` tells the directory layer whether an expensive attribute (``members``,
+``groups``) will be shown at all, so that it is not even read from LDAP otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim.protocol.filter import AttrPath
-from scim.protocol.schema import COMMON, ResourceType
+from scim.protocol.schema import Attribute, ResourceType, common_attribute
 
 
 @dataclass(frozen=True)
@@ -31,98 +36,116 @@ def _container(path: AttrPath, rtype: ResourceType) -> str | None | bool:
     return ext.id if ext else False
 
 
-def _always(rtype: ResourceType) -> set[str]:
-    attrs = (*COMMON, *rtype.schema.attributes)
-    return {"schemas"} | {a.name.lower() for a in attrs if a.returned == "always"}
-
-
-def _matches(path: AttrPath, container: str | None, name: str) -> bool:
-    if path.attr == "":  # a bare schema URN: the whole extension
-        return container is not None and path.urn is not None and \
-            path.urn.lower() == container.lower()
-    return path.attr.lower() == name.lower()
-
-
-def wants(rtype: ResourceType, projection: Projection, name: str) -> bool:
-    """Whether the core attribute ``name`` will appear in the response."""
-    lowered = name.lower()
-    if lowered in _always(rtype):
-        return True
-    core = [p for p in projection.attributes if _container(p, rtype) is None]
-    if projection.attributes:
-        return any(p.attr.lower() == lowered for p in core)
-    return not any(_container(p, rtype) is None and p.attr.lower() == lowered and not p.sub
-                   for p in projection.excluded)
-
-
-def project(resource: dict[str, Any], rtype: ResourceType, projection: Projection) -> dict:
-    """Return the resource reduced to what the client asked for."""
-    if not projection.attributes and not projection.excluded:
-        return resource
-    always = _always(rtype)
-    out: dict[str, Any] = {}
-    for key, value in resource.items():
-        container = rtype.extension(key)
-        if container is not None:
-            kept = _project_extension(value, container.id, projection, rtype)
-            if kept:
-                out[key] = kept
-        elif key.lower() in always:
-            out[key] = value
-        else:
-            kept = _project_attr(key, value, None, projection, rtype)
-            if kept is not None:
-                out[key] = kept
-    return out
-
-
-def _project_extension(value: dict, urn: str, projection: Projection,
-                       rtype: ResourceType) -> dict:
-    kept = {}
-    for name, sub_value in value.items():
-        got = _project_attr(name, sub_value, urn, projection, rtype)
-        if got is not None:
-            kept[name] = got
-    return kept
+def _definition(rtype: ResourceType, container: str | None, name: str) -> Attribute | None:
+    if container is None:
+        return rtype.schema.attribute(name) or common_attribute(name)
+    ext = rtype.extension(container)
+    return ext.attribute(name) if ext else None
 
 
 def _selected(paths: tuple[AttrPath, ...], container: str | None, name: str,
               rtype: ResourceType) -> list[AttrPath]:
-    return [p for p in paths if _container(p, rtype) == container and _matches(p, container,
-                                                                            name)] + \
-        [p for p in paths if p.attr == "" and container is not None and p.urn and
-         p.urn.lower() == container.lower()]
+    """The paths naming attribute ``name`` of ``container`` (or its whole extension)."""
+    hits = []
+    for p in paths:
+        if p.attr == "":  # a bare schema URN: every attribute of that extension
+            if container is not None and p.urn and p.urn.lower() == container.lower():
+                hits.append(AttrPath(p.urn, name))
+        elif _container(p, rtype) == container and p.attr.lower() == name.lower():
+            hits.append(p)
+    return hits
 
 
-def _project_attr(name: str, value: Any, container: str | None, projection: Projection,
-                  rtype: ResourceType) -> Any:
+def wants(rtype: ResourceType, projection: Projection, name: str) -> bool:
+    """Whether the core attribute ``name`` will appear in the response (if it has a value)."""
+    definition = _definition(rtype, None, name)
+    returned = definition.returned if definition else "default"
+    if returned in ("always", "never"):
+        return returned == "always"
+    if projection.attributes:
+        return bool(_selected(projection.attributes, None, name, rtype))
+    if returned == "request":
+        return False
+    return not any(p.sub is None for p in _selected(projection.excluded, None, name, rtype))
+
+
+def project(resource: dict[str, Any], rtype: ResourceType, projection: Projection) -> dict:
+    """Return the resource reduced to what the client asked for and may see."""
+    out: dict[str, Any] = {}
+    for key, value in resource.items():
+        if key == "schemas":
+            out[key] = value
+            continue
+        ext = rtype.extension(key)
+        if ext is not None and isinstance(value, dict):
+            kept = {}
+            for name, sub_value in value.items():
+                got = _attribute(name, sub_value, ext.id, projection, rtype)
+                if got is not None:
+                    kept[name] = got
+            if kept:
+                out[key] = kept
+            continue
+        got = _attribute(key, value, None, projection, rtype)
+        if got is not None:
+            out[key] = got
+    return out
+
+
+def _attribute(name: str, value: Any, container: str | None, projection: Projection,
+               rtype: ResourceType) -> Any:
+    definition = _definition(rtype, container, name)
+    subs = definition.sub_attributes if definition else ()
+    returned = definition.returned if definition else "default"
+    if returned == "never":
+        return None
+    if returned == "always":
+        return _subs(value, subs, keep=None, drop=set(), whole=True)
     if projection.attributes:
         hits = _selected(projection.attributes, container, name, rtype)
         if not hits:
             return None
         if any(p.sub is None for p in hits):
-            return value
-        return _only_subs(value, {p.sub.lower() for p in hits if p.sub})
+            return _subs(value, subs, keep=None, drop=set(), whole=True)
+        return _subs(value, subs, keep={p.sub.lower() for p in hits if p.sub}, drop=set(),
+                     whole=False)
+    if returned == "request":
+        return None
     hits = _selected(projection.excluded, container, name, rtype)
     if any(p.sub is None for p in hits):
         return None
-    if hits:
-        return _drop_subs(value, {p.sub.lower() for p in hits if p.sub})
-    return value
+    return _subs(value, subs, keep=None, drop={p.sub.lower() for p in hits if p.sub},
+                 whole=False)
 
 
-def _only_subs(value: Any, subs: set[str]) -> Any:
+def _subs(value: Any, subs: tuple[Attribute, ...], *, keep: set[str] | None, drop: set[str],
+          whole: bool) -> Any:
+    """Sub-attributes of a complex value (or of each element of a list) that are shown.
+
+    ``keep`` names the requested ones (None: all by their defaults); ``whole`` means the
+    parent itself was requested, which brings ``returned: request`` sub-attributes too.
+    Elements or objects left empty by the selection are dropped; values that were
+    empty already (``members: []``) are kept as they are.
+    """
+    if not value:
+        return value
     if isinstance(value, list):
-        kept = [_only_subs(v, subs) for v in value]
-        return [v for v in kept if v] or None
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if k.lower() in subs} or None
-    return value
-
-
-def _drop_subs(value: Any, subs: set[str]) -> Any:
-    if isinstance(value, list):
-        return [_drop_subs(v, subs) for v in value]
-    if isinstance(value, dict):
-        return {k: v for k, v in value.items() if k.lower() not in subs}
-    return value
+        kept = [_subs(v, subs, keep=keep, drop=drop, whole=whole) for v in value]
+        kept = [v for v in kept if v not in (None, {})]
+        return kept or None
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, sub_value in value.items():
+        lowered = key.lower()
+        definition = next((s for s in subs if s.name.lower() == lowered), None)
+        returned = definition.returned if definition else "default"
+        if returned == "never":
+            continue
+        if returned != "always":
+            if keep is not None and lowered not in keep:
+                continue
+            if lowered in drop or (returned == "request" and not whole and keep is None):
+                continue
+        out[key] = sub_value
+    return out or None

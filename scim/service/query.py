@@ -1,4 +1,4 @@
-"""List and search (RFC 7644 §3.4.2–3.4.3): filter, paging, projection.
+"""List and search (RFC 7644 §3.4.2–3.4.3): filter, paging, sorting, projection.
 
 The filter is evaluated by the directory (never by loading entries into Python).
 A page costs one paged LDAP search when all matches fit in it (Entra's eq
@@ -8,21 +8,39 @@ lookups), otherwise one more: a Virtual List View search for the window (see
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
+from typing import Any
 
-from directory.errors import VlvOutOfRange
+from directory.errors import DirectoryBusy, VlvOutOfRange
 from directory.ldapfilter import Translator
 from directory.repository import GROUP_CLASS, USER_CLASS, Entry
-from directory.sort import sort_control, vlv_content_count, vlv_control
-from scim.protocol.errors import BadRequest, ServiceUnavailable
-from scim.protocol.filter import parse_filter
+from directory.sort import TIEBREAK, TOO_MANY_KEYS, sort_control, vlv_content_count, vlv_control
+from scim.protocol.errors import (
+    BadRequest,
+    InvalidFilter,
+    InvalidValue,
+    ServiceUnavailable,
+    TooMany,
+)
+from scim.protocol.filter import AttrPath, Expr, parse_filter
+from scim.protocol.paths import parse_attribute_list
 from scim.protocol.projection import Projection, project, wants
-from scim.protocol.schema import GROUP, LIST_RESPONSE, USER
+from scim.protocol.schema import GROUP, LIST_RESPONSE, USER, ResourceType
 from scim.service import groups, users
-from scim.service.common import Context, directory_errors
+from scim.service.common import Context, directory_errors, valid_id
 
 #: First-pass page size: large enough for any single-match lookup in one round trip.
 FIRST_PAGE = 200
+#: A sorted root search merges the first startIndex+count-1 matches of each type in
+#: Python; deeper than this many max-size pages it is refused (tooMany).
+ROOT_SORT_PAGES = 10
+KINDS = ("User", "Group")
+#: sortBy on common attributes: the operational attribute that holds them.
+_COMMON_SORT = {"id": "entryUUID", "meta.created": "createTimestamp",
+                "meta.lastmodified": "modifyTimestamp"}
 
 
 @dataclass(frozen=True)
@@ -60,120 +78,270 @@ def parse_query(filter_text: str | None, start_index: str | None, count: str | N
                  sort_by or None, order == "descending")
 
 
-def _sort(ctx: Context, kind: str, query: Query) -> list:
-    """The sort control for sortBy (RFC 7644 §3.4.2.3), or none."""
+# --- planning -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Sort:
+    """How one resource type is sorted: the LDAP key, and how Python compares values."""
+
+    ldap: str
+    descending: bool
+    path: AttrPath
+    case_exact: bool
+    extension: str | None = None  # the schema URN whose object holds the value
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One resource type's part of a query."""
+
+    kind: str
+    rtype: ResourceType
+    base: str
+    ldap_filter: str
+    sort: _Sort | None
+    heavy: bool  # members / groups are returned, so member / memberOf are read
+    filtered: bool  # a filter narrows the type (else every entry matches)
+
+
+def _sort_path(query: Query) -> AttrPath | None:
     if not query.sort_by:
-        return []
-    from scim.protocol.errors import InvalidValue
-    from scim.protocol.paths import parse_attribute_list
-
-    mapping = ctx.mapping.user if kind == "User" else ctx.mapping.group
+        return None
     paths = parse_attribute_list(query.sort_by)
-    if len(paths) != 1:
-        raise InvalidValue("sortBy takes one attribute")
-    path = paths[0]
-    name = f"{path.attr}.{path.sub}" if path.sub else path.attr
-    special = {"id": "entryUUID", "meta.created": "createTimestamp",
-               "meta.lastmodified": "modifyTimestamp"}
-    ldap = special.get(name.lower())
-    if ldap is None:
-        rows = [r for r in mapping.rows if r.loc.type is None and r.codec == "string"
-                and f"{r.loc.attr}.{r.loc.sub}".removesuffix(".None").lower() == name.lower()
-                and (path.urn or None) in (None, r.loc.urn, mapping.rtype.schema.id)]
-        if not rows:
-            raise InvalidValue(f"cannot sort by {query.sort_by!r}: sortBy needs a "
-                               "single-valued string attribute, id or meta.created/lastModified")
-        ldap = rows[0].ldap
-    return [sort_control(ldap, query.descending)]
+    if len(paths) != 1 or not paths[0].attr:
+        raise InvalidValue(f"sortBy takes one attribute, got {query.sort_by!r}")
+    return paths[0]
 
 
-def search_all(ctx: Context, query: Query) -> dict:
-    """Root ``POST /.search`` (RFC 7644 §3.4.3): Users, then Groups, paged as one list.
-
-    A filter that names attributes of one resource type only (``userName``) selects
-    nothing from the other; a filter valid for neither is an error.
-    """
-    from scim.protocol.errors import InvalidFilter
-
-    resources: list[dict] = []
-    total = 0
-    start, count = query.start_index, query.count
-    errors: list[InvalidFilter] = []
-    for kind in ("User", "Group"):
-        remaining = None if count is None else max(count - len(resources), 0)
-        local = Query(query.filter, max(start - total, 1), remaining, query.projection,
-                      query.sort_by, query.descending)
-        try:
-            part = search(ctx, kind, local)
-        except InvalidFilter as exc:
-            errors.append(exc)
-            continue
-        if start - total <= part["totalResults"]:
-            resources += part["Resources"]
-        total += part["totalResults"]
-    if len(errors) == 2:
-        raise errors[0]
-    return {"schemas": [LIST_RESPONSE], "totalResults": total, "Resources": resources,
-            "startIndex": query.start_index, "itemsPerPage": len(resources)}
+def _sort(ctx: Context, kind: str, path: AttrPath, descending: bool) -> _Sort:
+    """The LDAP attribute that sorts ``path`` (RFC 7644 §3.4.2.3), or InvalidValue."""
+    mapping = ctx.mapping.user if kind == "User" else ctx.mapping.group
+    core = path.urn is None or path.urn.lower() == mapping.rtype.schema.id.lower()
+    name = (f"{path.attr}.{path.sub}" if path.sub else path.attr).lower()
+    if core and name in _COMMON_SORT:
+        return _Sort(_COMMON_SORT[name], descending, path, case_exact=True)
+    ext = None if core else mapping.rtype.extension(path.urn or "")
+    rows = [r for r in mapping.rows if r.loc.type is None and r.codec == "string"
+            and r.loc.urn == (ext.id if ext else None) and (core or ext is not None)
+            and f"{r.loc.attr}.{r.loc.sub}".removesuffix(".None").lower() == name]
+    if not rows:
+        raise InvalidValue(f"cannot sort {kind}s by {path}: sortBy needs a single-valued "
+                           "string attribute, id or meta.created/lastModified")
+    return _Sort(rows[0].ldap, descending, path, rows[0].definition.case_exact,
+                 ext.id if ext else None)
 
 
-def search(ctx: Context, kind: str, query: Query) -> dict:
-    """A ListResponse for /Users or /Groups."""
+def _plan(ctx: Context, kind: str, query: Query, expr: Expr | None,
+          lenient: list[Translator] | None = None) -> _Plan:
+    """``lenient`` (root search): unknown attributes are false; the translator is kept."""
     rtype = USER if kind == "User" else GROUP
     mapping = ctx.mapping.user if kind == "User" else ctx.mapping.group
-    base = ctx.repo.tenant.people_dn if kind == "User" else ctx.repo.tenant.groups_dn
-    count = min(ctx.options.max_page_size if query.count is None else query.count,
-                ctx.options.max_page_size)
-    with directory_errors(ctx.options.retry_after):
-        ldap_filter = _ldap_filter(ctx, kind, query.filter)
-        heavy = "groups" if kind == "User" else "members"
-        with_heavy = wants(rtype, query.projection, heavy)
-        attrs = (users.read_attributes(ctx, with_heavy) if kind == "User"
-                 else groups.read_attributes(ctx, with_heavy))
-        attrs = [*attrs, "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
-        controls = _sort(ctx, kind, query)
-        total, window = _window(ctx, base, ldap_filter, attrs, query.start_index, count,
-                                controls)
-        del mapping
-        resources = [project(r, rtype, query.projection)
-                     for r in _render(ctx, kind, window, with_heavy)]
-    return {"schemas": [LIST_RESPONSE], "totalResults": total, "Resources": resources,
-            "startIndex": query.start_index, "itemsPerPage": len(resources)}
-
-
-def _ldap_filter(ctx: Context, kind: str, text: str | None) -> str:
-    mapping = ctx.mapping.user if kind == "User" else ctx.mapping.group
     cls = USER_CLASS if kind == "User" else GROUP_CLASS
-    if not text:
-        return f"(objectClass={cls})"
-    expr = parse_filter(text, max_length=ctx.options.max_filter_length)
+    path = _sort_path(query)
+    order = _sort(ctx, kind, path, query.descending) if path else None
+    if expr is None:
+        ldap_filter = f"(objectClass={cls})"
+    else:
+        translator = Translator(mapping, cls, _resolver(ctx), ctx.repo.tenant.placeholder_dn,
+                                unknown_is_false=lenient is not None)
+        ldap_filter = translator.translate(expr)
+        if lenient is not None:
+            lenient.append(translator)
+    heavy = wants(rtype, query.projection, "groups" if kind == "User" else "members")
+    base = ctx.repo.tenant.people_dn if kind == "User" else ctx.repo.tenant.groups_dn
+    return _Plan(kind, rtype, base, ldap_filter, order, heavy, expr is not None)
+
+
+def _resolver(ctx: Context) -> Callable[[str], str | None]:
+    """Referenced ids (members.value, groups.value, manager) → DNs, for the translator."""
 
     def resolve(scim_id: str) -> str | None:
-        from scim.service.common import valid_id
-
         if not valid_id(scim_id):
             return None
         found = ctx.repo.resolve_ids([scim_id])
         return found[scim_id.lower()].dn if scim_id.lower() in found else None
 
-    return Translator(mapping, cls, resolve, ctx.repo.tenant.placeholder_dn).translate(expr)
+    return resolve
 
 
-def _window(ctx: Context, base: str, ldap_filter: str, attrs: list[str], start: int,
-            count: int, controls: list) -> tuple[int, list[Entry]]:
-    """Total and the requested window of matches.
+def _expr(ctx: Context, query: Query) -> Expr | None:
+    if not query.filter:
+        return None
+    return parse_filter(query.filter, max_length=ctx.options.max_filter_length,
+                        max_depth=ctx.options.max_filter_depth,
+                        max_clauses=ctx.options.max_filter_clauses)
 
-    Small results (≤ FIRST_PAGE, e.g. every Entra lookup) take one paged search. Larger
+
+def _page_size(ctx: Context, query: Query) -> int:
+    limit = ctx.options.max_page_size
+    return limit if query.count is None else min(query.count, limit)
+
+
+def _list(total: int, start: int, resources: list[dict]) -> dict:
+    return {"schemas": [LIST_RESPONSE], "totalResults": total, "Resources": resources,
+            "startIndex": start, "itemsPerPage": len(resources)}
+
+
+# --- the two entry points ------------------------------------------------------------------
+
+
+def search(ctx: Context, kind: str, query: Query) -> dict:
+    """A ListResponse for /Users or /Groups (GET or POST .search)."""
+    count = _page_size(ctx, query)
+    with directory_errors(ctx.options.retry_after):
+        plan = _plan(ctx, kind, query, _expr(ctx, query))
+        total, resources = _run(ctx, plan, query.start_index, count)
+    return _list(total, query.start_index,
+                 [project(r, plan.rtype, query.projection) for r in resources])
+
+
+def search_all(ctx: Context, query: Query) -> dict:
+    """Root ``POST /.search`` (RFC 7644 §3.4.3): Users and Groups as one paged list.
+
+    A clause on an attribute that one type does not define (``userName`` for Groups)
+    is false for that type; one that neither defines is invalidFilter. Unsorted, Users
+    come first; with sortBy the two sorted streams are merged (a type that cannot sort
+    by that attribute counts as having no value: last ascending, first descending).
+    """
+    count = _page_size(ctx, query)
+    start = query.start_index
+    expr = _expr(ctx, query)
+    with directory_errors(ctx.options.retry_after):
+        plans = _root_plans(ctx, query, expr)
+        if query.sort_by:
+            total, found = _merged(ctx, plans, start, count)
+        else:
+            total, found = _concatenated(ctx, plans, start, count)
+    return _list(total, start, [project(r, plan.rtype, query.projection) for plan, r in found])
+
+
+def _root_plans(ctx: Context, query: Query, expr: Expr | None) -> list[_Plan]:
+    plans: list[_Plan] = []
+    translators: list[Translator] = []
+    sort_errors: list[InvalidValue] = []
+    for kind in KINDS:
+        try:
+            plans.append(_plan(ctx, kind, query, expr, translators))
+        except InvalidValue as exc:  # sortBy this type cannot sort by
+            sort_errors.append(exc)
+            unsorted = Query(query.filter, query.start_index, query.count, query.projection)
+            plans.append(_plan(ctx, kind, unsorted, expr, translators))
+    if len(sort_errors) == len(KINDS):
+        raise sort_errors[0]
+    unknown_everywhere = set.intersection(*(t.unknown for t in translators)) if translators \
+        else set()
+    if unknown_everywhere:
+        raise InvalidFilter(f"unknown attribute {sorted(unknown_everywhere)[0]!r} in filter "
+                            "(not defined by any resource type)")
+    return plans
+
+
+def _concatenated(ctx: Context, plans: list[_Plan], start: int,
+                  count: int) -> tuple[int, list[tuple[_Plan, dict]]]:
+    total = 0
+    found: list[tuple[_Plan, dict]] = []
+    for plan in plans:
+        skip = max(start - 1 - total, 0)  # this type's matches before the window
+        matches, part = _run(ctx, plan, skip + 1, count - len(found))
+        found += [(plan, r) for r in part]
+        total += matches
+    return total, found
+
+
+def _merged(ctx: Context, plans: list[_Plan], start: int,
+            count: int) -> tuple[int, list[tuple[_Plan, dict]]]:
+    depth = start - 1 + count
+    limit = ROOT_SORT_PAGES * ctx.options.max_page_size
+    if depth > limit:
+        raise TooMany(f"a sorted search across resource types reaches at most {limit} "
+                      "results deep; search /Users and /Groups separately, or drop sortBy")
+    total = 0
+    streams: list[list[tuple[tuple[int, str], _Plan, dict]]] = []
+    sorting = next(p.sort for p in plans if p.sort)
+    for plan in plans:
+        matches, part = _run(ctx, plan, 1, depth)
+        total += matches
+        streams.append([(_sort_key(r, plan.sort), plan, r) for r in part])
+    merged = heapq.merge(*streams, key=lambda item: item[0], reverse=sorting.descending)
+    return total, [(plan, r) for _, plan, r in islice(merged, start - 1, depth)]
+
+
+def _sort_key(resource: dict, order: _Sort | None) -> tuple[int, str]:
+    """Python's view of a resource's place in the directory's order; no value sorts
+    after every value, as sssvlv does (last ascending, first descending)."""
+    value = _value_at(resource, order) if order else None
+    if value is None or value == "":
+        return (1, "")
+    text = str(value)
+    return (0, text if order and order.case_exact else text.casefold())
+
+
+def _value_at(resource: dict, order: _Sort) -> Any:
+    container = _get(resource, order.extension) if order.extension else resource
+    value = _get(container, order.path.attr)
+    return _get(value, order.path.sub) if order.path.sub else value
+
+
+def _get(container: Any, name: str) -> Any:
+    if not isinstance(container, dict):
+        return None
+    lowered = name.lower()
+    return next((v for k, v in container.items() if k.lower() == lowered), None)
+
+
+# --- one resource type -----------------------------------------------------------------------
+
+
+def _run(ctx: Context, plan: _Plan, start: int, count: int) -> tuple[int, list[dict]]:
+    """Total matches of ``plan`` and its rendered resources ``start``… (before projection)."""
+    if count <= 0:
+        attrs = ["1.1"]
+    elif plan.kind == "User":
+        attrs = users.read_attributes(ctx, plan.heavy)
+    else:
+        attrs = groups.read_attributes(ctx, plan.heavy)
+    if count > 0:
+        attrs = [*attrs, "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
+    total, window = _window(ctx, plan, attrs, start, count)
+    return total, _render(ctx, plan.kind, window, plan.heavy)
+
+
+def _window(ctx: Context, plan: _Plan, attrs: list[str], start: int,
+            count: int) -> tuple[int, list[Entry]]:
+    """Total and the requested window of matches, in one order on every request.
+
+    entryUUID breaks ties when slapd takes two sort keys (``olcSssVlvMaxKeys``); a
+    server that takes one still keeps equal values in one order (its search order).
+    """
+    try:
+        return _window_once(ctx, plan, attrs, start, count, tiebreak=True)
+    except DirectoryBusy as exc:
+        if TOO_MANY_KEYS not in str(exc):
+            raise
+    return _window_once(ctx, plan, attrs, start, count, tiebreak=False)
+
+
+def _window_once(ctx: Context, plan: _Plan, attrs: list[str], start: int, count: int, *,
+                 tiebreak: bool) -> tuple[int, list[Entry]]:
+    """Small results (≤ FIRST_PAGE, e.g. every Entra lookup) take one paged search. Larger
     ones take one Virtual List View search: slapd (sssvlv) sorts the matches — by the
     requested sortBy, else by entryUUID so pages stay stable — and returns just the
     window and the exact count, instead of Python reading every match.
+
+    The first paged search is a probe for filtered queries whose window starts in its
+    page; an unfiltered list (every entry of the type) or a window past FIRST_PAGE goes
+    to VLV at once, since the probe's entries would be thrown away.
     """
-    entries, result = ctx.repo.search(base, ldap_filter, attrs, paged_size=FIRST_PAGE,
-                                      controls=controls)
-    if not _cookie(result):
-        return len(entries), entries[start - 1:start - 1 + count]
-    ctx.repo.abandon_paging(base, ldap_filter, _cookie(result), controls)
-    order = controls or [sort_control("entryUUID")]
+    base, ldap_filter = plan.base, plan.ldap_filter
+    order = [sort_control(plan.sort.ldap, plan.sort.descending, tiebreak)] if plan.sort else []
+    if plan.filtered and start <= FIRST_PAGE:
+        entries, result = ctx.repo.search(base, ldap_filter, attrs, paged_size=FIRST_PAGE,
+                                          controls=order)
+        if not _cookie(result):
+            return len(entries), entries[start - 1:start - 1 + count]
+        ctx.repo.abandon_paging(base, ldap_filter, _cookie(result), order)
+    order = order or [sort_control(TIEBREAK)]
     try:
         page, result = ctx.repo.isolated_search(
             base, ldap_filter, attrs, [*order, vlv_control(start, max(count, 1))])
@@ -192,7 +360,10 @@ def _cookie(result: dict) -> bytes | None:
     return (control.get("value") or {}).get("cookie") or None
 
 
-def _render(ctx: Context, kind: str, entries: list[Entry], heavy: bool) -> list[dict]:
+def _render(ctx: Context, kind: str, entries: Iterable[Entry], heavy: bool) -> list[dict]:
+    entries = list(entries)
+    if not entries:
+        return []
     if kind == "User":
         refs = users.reference_index(ctx, entries, heavy)
         return [users.render(ctx, e, refs, heavy) for e in entries]
