@@ -119,6 +119,15 @@ class Settings:
             "before it is answered 429."
         ),
     )
+    SCIM_TRUSTED_PROXIES: int = field(
+        default=0,
+        metadata=_doc(
+            "Reverse proxies in front of the service whose `X-Forwarded-For`, `-Proto`, "
+            "`-Host` and `-Port` are trusted (werkzeug's ProxyFix): the limiter and the logs "
+            "see the real client, and `Location`/`meta.location` the public `https://` URL. "
+            "Set 1 behind nginx; keep 0 when clients reach the service directly."
+        ),
+    )
     SCIM_MAPPING_FILE: str = field(
         default="",
         metadata=_doc("TOML file replacing the default SCIM to LDAP attribute mapping."),
@@ -128,6 +137,13 @@ class Settings:
     )
     SCIM_MAX_FILTER_LENGTH: int = field(
         default=4096, metadata=_doc("Longest accepted filter, in characters.")
+    )
+    SCIM_MAX_FILTER_DEPTH: int = field(
+        default=32,
+        metadata=_doc("Deepest nesting of parentheses, `not (…)` and `[…]` in a filter."),
+    )
+    SCIM_MAX_FILTER_CLAUSES: int = field(
+        default=256, metadata=_doc("Most comparisons (`attr op value`, `attr pr`) in a filter.")
     )
     SCIM_MAX_OPERATIONS: int = field(
         default=1000, metadata=_doc("Most operations in one PATCH request.")
@@ -143,11 +159,55 @@ class Settings:
         metadata=_doc("`Retry-After` seconds sent with 503 when the directory is unavailable."),
     )
     LOG_LEVEL: str = field(default="INFO", metadata=_doc("Log level (DEBUG, INFO, WARNING…)."))
+    METRICS_TOKEN: str = field(
+        default="",
+        metadata=_doc(
+            "Bearer token Prometheus must send to scrape `/metrics`. Empty: `/metrics` is "
+            "off (404)."
+        ),
+    )
+    AUDIT_LOG: str = field(
+        default="",
+        metadata=_doc(
+            "File the audit trail of SCIM changes is appended to, one JSON object a line. "
+            "Empty: standard output."
+        ),
+    )
+    ADMIN_GROUP_DN: str = field(
+        default="",
+        metadata=_doc(
+            "Group (`groupOfNames`) whose `member`s may sign in to the admin dashboard at "
+            "`/admin`. Empty: `cn=scim-admins,ou=Groups,<LDAP_BASE_DN>`."
+        ),
+    )
+    ADMIN_SECRET_KEY: str = field(
+        default="",
+        metadata=_doc(
+            "Key that signs the admin dashboard's session cookie. Empty: a random key per "
+            "process, so sessions do not survive a restart or span workers."
+        ),
+    )
+    ADMIN_COOKIE_SECURE: bool = field(
+        default=True,
+        metadata=_doc(
+            "Send the admin session cookie over HTTPS only (turn off only for plain-HTTP "
+            "local runs)."
+        ),
+    )
+    ADMIN_IDLE_MINUTES: int = field(
+        default=15,
+        metadata=_doc("Minutes without a request after which an admin session is signed out."),
+    )
 
     @property
     def ldap_urls(self) -> list[str]:
         """The directory URLs in fail-over order."""
         return [u for u in self.LDAP_URL.replace(",", " ").split() if u]
+
+    @property
+    def admin_group_dn(self) -> str:
+        """The admin dashboard's group (``ADMIN_GROUP_DN`` or its default)."""
+        return self.ADMIN_GROUP_DN or f"cn=scim-admins,ou=Groups,{self.LDAP_BASE_DN}"
 
 
 def settings_fields() -> list[dataclasses.Field[Any]]:
@@ -186,6 +246,10 @@ def _check_choice(*choices: str) -> Callable[[str], str]:
     return check
 
 
+def _check_optional_dn(value: str) -> str:
+    return _check_dn(value) if value else value
+
+
 def _check_file(value: str) -> str:
     if value and not Path(value).is_file():
         raise ValueError(f"no such file: {value!r}")
@@ -196,15 +260,18 @@ _CHECKS: dict[str, Callable[[str], str]] = {
     "LDAP_URL": _check_urls,
     "LDAP_BIND_DN": _check_dn,
     "LDAP_BASE_DN": _check_dn,
+    "ADMIN_GROUP_DN": _check_optional_dn,
     "LDAP_CA_FILE": _check_file,
     "SCIM_MAPPING_FILE": _check_file,
     "LDAP_PASSWORD_SCHEME": _check_choice("SSHA512", "SSHA"),
     "LOG_LEVEL": _check_choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 _POSITIVE = {
+    "ADMIN_IDLE_MINUTES",
     "SCIM_TOKEN_CACHE_SECONDS", "SCIM_OAUTH_TOKEN_SECONDS", "SCIM_AUTH_FAILURES_PER_MINUTE",
     "LDAP_CONNECT_TIMEOUT", "LDAP_TIMEOUT", "LDAP_POOL_SIZE", "LDAP_POOL_WAIT",
-    "SCIM_MAX_PAGE_SIZE", "SCIM_MAX_FILTER_LENGTH", "SCIM_MAX_OPERATIONS",
+    "SCIM_MAX_PAGE_SIZE", "SCIM_MAX_FILTER_LENGTH", "SCIM_MAX_FILTER_DEPTH",
+    "SCIM_MAX_FILTER_CLAUSES", "SCIM_MAX_OPERATIONS",
     "SCIM_MAX_MEMBERS_PER_PATCH", "SCIM_MAX_BODY_BYTES", "SCIM_RETRY_AFTER",
 }
 
@@ -235,6 +302,8 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
         value = str(raw)
     if name in _POSITIVE and value <= 0:
         raise ValueError(f"must be greater than 0, got {raw!r}")
+    if name == "SCIM_TRUSTED_PROXIES" and value < 0:
+        raise ValueError(f"must be 0 or more, got {raw!r}")
     check = _CHECKS.get(name)
     return check(value) if check else value
 

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 
 from directory import Mapping, Pool, Repository
+from scim import observability
 from scim.auth import Principal
 from scim.protocol.errors import InvalidSyntax, InvalidValue
 from scim.protocol.paths import parse_attribute_list
@@ -50,9 +51,16 @@ def context() -> Context:
         conn = ext().pool.checkout()
         g.scim_conn = conn
         repo = Repository(conn, principal.tenant)
+        repo.observer = observability.ldap_observer()
         base_url = request.url_root.rstrip("/") + bp.url_prefix
         g.scim_ctx = Context(repo, ext().mapping, base_url, ext().options)
     return g.scim_ctx
+
+
+@bp.after_request
+def audit(response: Response) -> Response:
+    """Every change made through SCIM goes to the audit trail (scim/audit.py)."""
+    return observability.audit_change(response, ext().auth.current_user())
 
 
 @bp.teardown_request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from directory.errors import DirectoryBusy, DirectoryUnavailable
@@ -27,7 +27,9 @@ _HTTP = {
     400: lambda e: InvalidSyntax(e.description or "bad request"),
     404: lambda e: NotFound(f"no such endpoint: {request.path}"),
     405: lambda e: MethodNotAllowed(f"{request.method} is not allowed on {request.path}"),
-    413: lambda e: PayloadTooLarge("the request body is too large"),
+    413: lambda e: PayloadTooLarge(
+        f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes "
+        "(SCIM_MAX_BODY_BYTES)"),
     415: lambda e: UnsupportedMediaType(e.description or "unsupported media type"),
 }
 

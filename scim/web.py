@@ -2,15 +2,62 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from scim.protocol.errors import InvalidSyntax, UnsupportedMediaType
 
 SCIM_JSON = "application/scim+json"
 _ACCEPTED = ("application/scim+json", "application/json")
+#: On every response: an API has nothing to sniff, frame or refer to.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+#: The API's answers are JSON: they may load nothing and be framed by nobody.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+
+def security_headers(response: Response) -> Response:
+    """``after_request`` of the whole app, the one place these headers are set.
+
+    Pages that choose their own ``Content-Security-Policy`` or ``Cache-Control`` (the
+    admin dashboard, its static files) keep them; everything else is never cached.
+    """
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Content-Security-Policy", API_CSP)
+    return response
+
+
+def bound_chunked_body() -> None:
+    """``before_request``: 413 for a chunked body (no Content-Length) over the limit.
+
+    werkzeug stops reading such a body at ``MAX_CONTENT_LENGTH`` without an error, so a
+    view would see it cut short (invalid JSON, or a form missing its tail). It is read
+    here, at most one byte past the limit, and handed on with its length.
+    """
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is None or request.content_length is not None or \
+            "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    stream = request.environ["wsgi.input"]
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    request.environ["wsgi.input"] = io.BytesIO(bytes(data))
+    request.environ["CONTENT_LENGTH"] = str(len(data))
 
 
 def scim_response(body: Any = None, status: int = 200,

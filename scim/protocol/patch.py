@@ -356,12 +356,13 @@ class MemberPlan:
     """Net effect of member operations, applied in request order.
 
     ``replace`` is None for a pure delta (``add``/``remove`` sets), else the new
-    complete member list before ``add``/``remove`` are applied on top.
+    complete member list before ``add``/``remove`` are applied on top. Ids (entryUUIDs)
+    compare case-insensitively: each dict maps the lower-cased id to the id as sent.
     """
 
-    add: dict[str, None] = field(default_factory=dict)
-    remove: dict[str, None] = field(default_factory=dict)
-    replace: dict[str, None] | None = None
+    add: dict[str, str] = field(default_factory=dict)
+    remove: dict[str, str] = field(default_factory=dict)
+    replace: dict[str, str] | None = None
 
     @property
     def empty(self) -> bool:
@@ -369,23 +370,23 @@ class MemberPlan:
 
     def do_add(self, ids: list[str]) -> None:
         for i in ids:
-            self.remove.pop(i, None)
-            self.add[i] = None
+            self.remove.pop(i.lower(), None)
+            self.add[i.lower()] = i
 
     def do_remove(self, ids: list[str]) -> None:
         for i in ids:
-            self.add.pop(i, None)
-            self.remove[i] = None
+            self.add.pop(i.lower(), None)
+            self.remove[i.lower()] = i
 
     def do_replace(self, ids: list[str]) -> None:
-        self.replace = dict.fromkeys(ids)
+        self.replace = {i.lower(): i for i in ids}
         self.add, self.remove = {}, {}
 
     def final_replacement(self) -> list[str] | None:
         if self.replace is None:
             return None
         merged = {**self.replace, **self.add}
-        return [i for i in merged if i not in self.remove]
+        return [i for key, i in merged.items() if key not in self.remove]
 
 
 def member_ids(value: Any, raw_path: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from scim.protocol.errors import (
     TooManyRequests,
 )
 
+#: back-mdb keeps each RDN, normalised and as given, in one LMDB value of at most 511
+#: bytes; measured on slapd 2.5: 2 * len("attr=" + escaped value) + 20 must fit.
+RDN_BYTES = 491
+_RDN_SPECIAL = ',+"\\<>;='
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -33,6 +38,8 @@ class Options:
     max_operations: int = 1000
     max_page_size: int = 1000
     max_filter_length: int = 4096
+    max_filter_depth: int = 32
+    max_filter_clauses: int = 256
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,27 @@ def check_if_match(if_match: str | None, entry: Entry) -> None:
         raise PreconditionFailed(
             f"the resource changed: its version is {current}, If-Match was {if_match}"
         )
+
+
+def check_rdn(attr: str, value: str, name: str) -> None:
+    """Refuse a naming value (userName, a group's displayName) that cannot be an RDN.
+
+    Too long: slapd would answer "other", a 500. Control characters: slapd's DN parser
+    drops a trailing newline (``uid=0\\n`` becomes ``uid=0`` with two ``uid`` values) and
+    string preparation erases others (U+001F), so such a name would not round-trip and
+    a filter for it would not find it.
+    """
+    control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise InvalidValue(f"{name} must not contain control characters "
+                           f"(U+{ord(control):04X})")
+    size = sum(3 if c in _RDN_SPECIAL else len(c.encode()) for c in value)
+    size += 2 * (value[:1] in ("#", " ")) + 2 * (len(value) > 1 and value.endswith(" "))
+    limit = RDN_BYTES // 2 - len(attr) - 1
+    if size > limit:
+        raise InvalidValue(
+            f"{name} is too long for the directory: {size} bytes, at most {limit} "
+            "(UTF-8; each of , + \" \\ < > ; = counts 3)")
 
 
 def valid_id(scim_id: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 from directory import errors as de
 from directory.changes import Changes, diff
 from directory.dn import normalise_dn
-from directory.repository import Entry
+from directory.repository import GROUP_CLASS, Entry
 from scim.protocol import patch as scim_patch
 from scim.protocol.errors import InvalidValue, PreconditionFailed, Uniqueness
 from scim.protocol.schema import CORE_GROUP, GROUP
@@ -21,6 +21,7 @@ from scim.schemas import load_resource
 from scim.service.common import (
     Context,
     check_if_match,
+    check_rdn,
     directory_errors,
     etag_of,
     not_found,
@@ -43,32 +44,43 @@ def find(ctx: Context, scim_id: str, members: bool = False) -> Entry:
     return entry
 
 
+def _is_group(entry: Entry) -> bool:
+    return GROUP_CLASS.lower() in {str(c).lower() for c in entry.values("objectClass")}
+
+
+def _member(ctx: Context, scim_id: str, is_group: bool) -> dict:
+    """One ``members`` element (RFC 7643 §4.2)."""
+    endpoint, kind = ("/Groups", "Group") if is_group else ("/Users", "User")
+    return {"value": scim_id, "$ref": ctx.location(endpoint, scim_id), "type": kind}
+
+
 def member_index(ctx: Context, entries: list[Entry]) -> dict[str, dict]:
-    """Resolve the member DNs of all entries in batched searches."""
-    placeholder = normalise_dn(ctx.repo.tenant.placeholder_dn)
-    dns = [m for e in entries for m in e.values("member") if normalise_dn(m) != placeholder]
+    """Resolve the member DNs of all entries (read with ``member``) in batched searches.
+
+    For lists; one group is read with :meth:`Repository.group_members` instead. The
+    placeholder is outside the tenant, so it never resolves.
+    """
+    dns = [m for e in entries for m in e.values("member")]
     if not dns:
         return {}
-    found = ctx.repo.resolve_dns(dns, ["objectClass"])
-    index = {}
-    for dn, e in found.items():
-        classes = {str(c).lower() for c in e.values("objectClass")}
-        index[dn] = {"id": e.uuid, "type": "Group" if "groupofnames" in classes else "User"}
-    return index
+    found = ctx.repo.resolve_dns(dns, [])
+    return {dn: _member(ctx, e.uuid, _is_group(e)) for dn, e in found.items()}
 
 
 def render(ctx: Context, entry: Entry, members: dict[str, dict] | None) -> dict:
+    """The SCIM Group of an entry read with ``member``; ``members`` from :func:`member_index`."""
+    listed = None
+    if members is not None:
+        listed = [m for m in (members.get(normalise_dn(dn)) for dn in entry.values("member"))
+                  if m is not None]
+    return _resource(ctx, entry, listed)
+
+
+def _resource(ctx: Context, entry: Entry, members: list[dict] | None) -> dict:
     body = ctx.mapping.group.from_ldap(entry.attrs)
     resource: dict[str, Any] = {"schemas": [CORE_GROUP], "id": entry.uuid, **body}
     if members is not None:
-        listed = []
-        for dn in entry.values("member"):
-            m = members.get(normalise_dn(dn))
-            if m is not None:
-                endpoint = "/Users" if m["type"] == "User" else "/Groups"
-                listed.append({"value": m["id"], "$ref": ctx.location(endpoint, m["id"]),
-                               "type": m["type"]})
-        resource["members"] = listed
+        resource["members"] = members
     resource["meta"] = {
         "resourceType": "Group",
         "created": entry.created,
@@ -80,16 +92,28 @@ def render(ctx: Context, entry: Entry, members: dict[str, dict] | None) -> dict:
 
 
 def get(ctx: Context, scim_id: str, members: bool = True) -> dict:
+    """GET one group: the entry (never its ``member`` values), then, if shown, its
+    members resolved by the directory (one read with slapd's deref overlay)."""
     with directory_errors(ctx.options.retry_after):
-        entry = find(ctx, scim_id, members)
-        return render(ctx, entry, member_index(ctx, [entry]) if members else None)
+        entry = find(ctx, scim_id)
+        if not members:
+            return _resource(ctx, entry, None)
+        try:
+            listed = ctx.repo.group_members(entry.dn)
+        except de.NoSuchEntry:  # deleted or renamed since the first read
+            raise not_found("Group", scim_id) from None
+        return _resource(ctx, entry, [_member(ctx, m.uuid, m.is_group) for m in listed])
 
 
 def _member_dns(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "") -> list[str]:
-    """Resolve member ids to DNs (one search per batch). Unknown ids → 400 when strict."""
-    if len(ids) > ctx.options.max_members_per_patch:
-        raise InvalidValue(f"too many members in one request: {len(ids)} "
-                           f"(at most {ctx.options.max_members_per_patch})")
+    return [e.dn for e in _member_entries(ctx, ids, strict=strict, self_dn=self_dn)]
+
+
+def _member_entries(ctx: Context, ids: list[str], *, strict: bool,
+                    self_dn: str = "") -> list[Entry]:
+    """Resolve member ids (one search per batch), one entry each. Unknown ids → 400 when
+    strict, else left out."""
+    _check_member_count(ctx, len(ids))
     valid = [i for i in ids if valid_id(i)]
     found = ctx.repo.resolve_ids(valid) if valid else {}
     missing = [i for i in ids if i.lower() not in found]
@@ -97,10 +121,18 @@ def _member_dns(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = ""
         shown = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise InvalidValue(f"no User or Group with id {shown}{more}; nothing was changed")
-    dns = [found[i.lower()].dn for i in ids if i.lower() in found]
-    if self_dn and any(normalise_dn(d) == normalise_dn(self_dn) for d in dns):
+    # one value per entry: the same id twice (or in another case) is one member
+    entries = list({e.uuid.lower(): e for e in
+                    (found[i.lower()] for i in ids if i.lower() in found)}.values())
+    if self_dn and any(normalise_dn(e.dn) == normalise_dn(self_dn) for e in entries):
         raise InvalidValue("a group cannot be a member of itself")
-    return dns
+    return entries
+
+
+def _check_member_count(ctx: Context, count: int) -> None:
+    if count > ctx.options.max_members_per_patch:
+        raise InvalidValue(f"too many members in one request: {count} "
+                           f"(at most {ctx.options.max_members_per_patch})")
 
 
 def _taken(name: str) -> Uniqueness:
@@ -118,10 +150,11 @@ def create(ctx: Context, body: Any) -> dict:
     with directory_errors(ctx.options.retry_after):
         attrs = _attributes(ctx, resource)
         ids = scim_patch.member_ids(resource.get("members", []), "members")
-        dns = _member_dns(ctx, ids, strict=True)
-        attrs["member"] = dns or [ctx.repo.tenant.placeholder_dn]
+        members = _member_entries(ctx, ids, strict=True)
+        attrs["member"] = [e.dn for e in members] or [ctx.repo.tenant.placeholder_dn]
         rdn = ctx.mapping.group.rdn
         name = resource["displayName"]
+        check_rdn(rdn.ldap, name, "displayName")
         dn = ctx.repo.group_dn(rdn.ldap, name)
         if ctx.repo.find_one("Group", rdn.ldap, name, []) is not None:
             raise _taken(name)
@@ -129,7 +162,7 @@ def create(ctx: Context, body: Any) -> dict:
             entry = ctx.repo.add(dn, ctx.mapping.group.object_classes, attrs)
         except de.EntryExists:
             raise _taken(name) from None
-        return render(ctx, entry, member_index(ctx, [entry]))
+        return _resource(ctx, entry, [_member(ctx, e.uuid, _is_group(e)) for e in members])
 
 
 def _attribute_changes(ctx: Context, entry: Entry, resource: dict) -> Changes:
@@ -146,6 +179,7 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
     new = resource["displayName"]
     if new == old:
         return entry.dn, entry.csn, old
+    check_rdn(rdn.ldap, new, "displayName")
     other = ctx.repo.find_one("Group", rdn.ldap, new, [])
     if other is not None and other.uuid != entry.uuid:
         raise _taken(new)
@@ -171,8 +205,8 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
         add_dns, remove_dns = [], []
     else:
         new_members = []
-        add_dns = _member_dns(ctx, list(plan.add), strict=True, self_dn=entry.dn)
-        remove_dns = _member_dns(ctx, list(plan.remove), strict=False)
+        add_dns = _member_dns(ctx, list(plan.add.values()), strict=True, self_dn=entry.dn)
+        remove_dns = _member_dns(ctx, list(plan.remove.values()), strict=False)
     changes = _attribute_changes(ctx, entry, resource)
     dn, csn, old = _rename_if_needed(ctx, entry, resource)
     renamed = dn != entry.dn
@@ -209,6 +243,8 @@ def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) ->
     """PATCH (answered 204, Entra's preference): attribute ops + a member delta plan."""
     ops = scim_patch.parse_patch_request(body, max_operations=ctx.options.max_operations)
     rest, plan = scim_patch.split_members(ops, GROUP)
+    # added, removed and replacing values together: each resolution alone may be small
+    _check_member_count(ctx, len(plan.add) + len(plan.remove) + len(plan.replace or {}))
 
     def build(entry: Entry) -> tuple[dict, scim_patch.MemberPlan]:
         current = {"schemas": [CORE_GROUP], **ctx.mapping.group.from_ldap(entry.attrs)}

@@ -17,6 +17,7 @@ from scim.schemas import load_resource
 from scim.service.common import (
     Context,
     check_if_match,
+    check_rdn,
     directory_errors,
     etag_of,
     not_found,
@@ -26,10 +27,6 @@ from scim.service.common import (
 #: ppolicy: a pwdAccountLockedTime of this value locks the account until removed.
 LOCKED = "000001010000Z"
 ATTEMPTS = 5
-#: back-mdb keeps each RDN, normalised and as given, in one LMDB value of at most 511
-#: bytes; measured on slapd 2.5: 2 * len("attr=" + escaped value) + 20 must fit.
-RDN_BYTES = 491
-_RDN_SPECIAL = ',+"\\<>;='
 
 
 def read_attributes(ctx: Context, groups: bool = True) -> list[str]:
@@ -159,7 +156,7 @@ def create(ctx: Context, body: Any) -> dict:
             attrs["pwdAccountLockedTime"] = [LOCKED]
         rdn = ctx.mapping.user.rdn
         user_name = resource["userName"]
-        _check_rdn(rdn.ldap, user_name)
+        check_rdn(rdn.ldap, user_name, "userName")
         if ctx.repo.find_one("User", rdn.ldap, user_name, []) is not None:
             raise _taken(user_name)
         dn = ctx.repo.user_dn(rdn.ldap, user_name)
@@ -170,17 +167,6 @@ def create(ctx: Context, body: Any) -> dict:
         except de.InvalidData as exc:
             raise _refused(ctx, exc) from None
         return render(ctx, entry, reference_index(ctx, [entry], False), groups=False)
-
-
-def _check_rdn(attr: str, value: str) -> None:
-    """Refuse a userName too long to be an RDN (slapd would answer "other", a 500)."""
-    size = sum(3 if c in _RDN_SPECIAL or ord(c) < 0x20 else len(c.encode()) for c in value)
-    size += 2 * (value[:1] in ("#", " ")) + 2 * (len(value) > 1 and value.endswith(" "))
-    limit = RDN_BYTES // 2 - len(attr) - 1
-    if size > limit:
-        raise InvalidValue(
-            f"userName is too long for the directory: {size} bytes, at most {limit} "
-            "(UTF-8; each of , + \" \\ < > ; = counts 3)")
 
 
 def _refused(ctx: Context, exc: de.InvalidData) -> InvalidValue:
@@ -247,7 +233,7 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> Entry:
     renamed = new_name != str(entry.first(rdn.ldap) or "")
     changes = _changes(ctx, entry, desired)
     if renamed:
-        _check_rdn(rdn.ldap, new_name)
+        check_rdn(rdn.ldap, new_name, "userName")
         other = ctx.repo.find_one("User", rdn.ldap, new_name, [])
         if other is not None and other.uuid != entry.uuid:
             raise _taken(new_name)

@@ -1,0 +1,517 @@
+"""The dashboard's pages: Connector, Users, Groups, Activity.
+
+Users and groups are read through the SCIM services (``scim.service.query``, ``users``,
+``groups``) with filters built as SCIM filter text — search words become JSON string
+literals, never LDAP filter text — so paging, tenant scoping and the placeholder rules
+are exactly those of the SCIM API. Only the Connector's token buttons write (to
+``ou=Tokens``); every other page only reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import (
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, NotFound
+
+from directory import Repository, Tenant
+from directory import login as ldap_login
+from directory.errors import DirectoryBusy, DirectoryError, DirectoryUnavailable
+from directory.tokens import Store, TokenInfo
+from scim import observability
+from scim.admin import activity, bp, state
+from scim.admin.session import connection
+from scim.protocol.errors import ScimError
+from scim.protocol.paths import parse_attribute_list
+from scim.protocol.projection import Projection
+from scim.service import groups, query, users
+from scim.service.common import Context, directory_errors
+
+log = logging.getLogger("scim.admin")
+PAGE_SIZE = 25
+#: Longest search text accepted (the SCIM filter repeats it once per attribute).
+MAX_SEARCH = 200
+#: The attributes a user search looks in.
+USER_SEARCH = ("userName", "displayName", "name.formatted", "name.givenName",
+               "name.familyName", "emails.value")
+EXPIRY_CHOICES = {"": None, "30d": timedelta(days=30), "90d": timedelta(days=90),
+                  "365d": timedelta(days=365)}
+GRACE_CHOICES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24),
+                 "7d": timedelta(days=7)}
+EVERYTHING = Projection()
+NO_GROUPS = Projection(excluded=tuple(parse_attribute_list("groups")))
+GROUPS_ONLY = Projection(tuple(parse_attribute_list("groups")))
+MEMBER_ROW = Projection(tuple(parse_attribute_list(
+    "userName,displayName,name.formatted,name.givenName,name.familyName,emails,active")))
+
+
+# --- plumbing ----------------------------------------------------------------------------
+
+
+def _ext() -> Any:
+    return current_app.extensions["scim_bridge"]
+
+
+def _store() -> Store:
+    return _ext().authenticator.store(connection())
+
+
+def endpoint() -> str:
+    """The SCIM endpoint to paste into Entra (``SCIM_PUBLIC_URL`` + ``/scim/v2``)."""
+    return state().settings.SCIM_PUBLIC_URL.rstrip("/") + "/scim/v2"
+
+
+def _tenant() -> Tenant:
+    """The tenant named by ``?tenant=`` (or the form), default ``default``; 404 if unknown."""
+    name = request.values.get("tenant", "default") or "default"
+    try:
+        return _store().tenant(name)
+    except KeyError:
+        raise NotFound(f"There is no tenant {name!r}.") from None
+
+
+def _context(tenant: Tenant) -> Context:
+    repo = Repository(connection(), tenant)
+    g.admin_repo = repo
+    return Context(repo, _ext().mapping, endpoint(), _ext().options)
+
+
+def _page() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def literal(text: str) -> str:
+    """``text`` as a SCIM filter string literal (JSON string syntax, RFC 7644 §3.4.2.2)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Where a page sits in a result: 1-based page number, size and total."""
+
+    page: int
+    size: int
+    total: int
+
+    @property
+    def start(self) -> int:
+        return (self.page - 1) * self.size + 1
+
+    @property
+    def first(self) -> int:
+        return min(self.start, self.total)
+
+    @property
+    def last(self) -> int:
+        return min(self.start + self.size - 1, self.total)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    def link(self, page: int) -> str:
+        args = {**request.args.to_dict(), "page": str(page)}
+        return url_for(str(request.endpoint), **(request.view_args or {}), **args)
+
+
+def _search(ctx: Context, kind: str, flt: str | None, page: int, *, sort_by: str | None,
+            projection: Projection = EVERYTHING, size: int = PAGE_SIZE) -> tuple[Pager, list]:
+    q = query.Query(flt, (page - 1) * size + 1, size, projection, sort_by)
+    result = query.search(ctx, kind, q)
+    return Pager(page, size, int(result["totalResults"])), result["Resources"]
+
+
+def _count(ctx: Context, kind: str, flt: str) -> int:
+    """How many resources match (``count=0``: the directory counts, nothing is read)."""
+    result = query.search(ctx, kind, query.Query(flt, 1, 0, EVERYTHING))
+    return int(result["totalResults"])
+
+
+@bp.after_request
+def headers(response: Response) -> Response:
+    """Pages are private and may show a token once: never cached, never framed."""
+    if request.endpoint == "admin.static":
+        return response  # revalidated by ETag (Flask's default for static files)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; "
+        "connect-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    return response
+
+
+def _error_page(status: int, title: str, message: str) -> Response:
+    page = render_template("admin/error.html", status=status, title=title, message=message)
+    return Response(page, status=status)
+
+
+@bp.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Response:
+    return _error_page(error.code or 500, error.name, error.description or "")
+
+
+@bp.errorhandler(ScimError)
+def scim_error(error: ScimError) -> Response:
+    return _error_page(error.status, "The request could not be answered", error.detail)
+
+
+@bp.errorhandler(DirectoryUnavailable)
+def unavailable(error: DirectoryUnavailable) -> Response:
+    g.admin_broken = True
+    log.warning("directory unavailable: %s", error)
+    return _error_page(503, "Directory unavailable",
+                       "The directory did not answer. Try again in a moment; the "
+                       "Connector page's check shows what is wrong.")
+
+
+@bp.errorhandler(DirectoryError)
+def directory_error(error: DirectoryError) -> Response:
+    if isinstance(error, DirectoryBusy):
+        return _error_page(503, "Directory busy", f"{error}; try again in a moment.")
+    log.warning("directory error on %s: %s", request.path, error)
+    return _error_page(500, "Directory error", str(error))
+
+
+@bp.errorhandler(Exception)
+def unexpected(error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _error_page(500, "Internal error", "Something went wrong; it has been logged.")
+
+
+@bp.context_processor
+def page_globals() -> dict[str, Any]:
+    return {"signed_in": g.get("admin_user"), "fmt_time": fmt_time}
+
+
+def fmt_time(value: Any, seconds: bool = False) -> str:
+    """A datetime or RFC 3339 text as ``2026-01-31 14:05 UTC``; ``-`` when absent."""
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    return str(value)
+
+
+# --- Connector ---------------------------------------------------------------------------
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    return redirect(url_for("admin.connector"))
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def readiness(tenant: Tenant) -> list[Check]:
+    """Directory reachable (a pooled connection answers), then the readiness check of
+    ``/readyz`` for this tenant: base entries, the placeholder and the schema present.
+
+    Each runs on a connection of its own, so an unreachable directory is reported as a
+    failed check, not as an error page.
+    """
+    settings = state().settings
+    pool = _ext().pool
+    started = time.perf_counter()
+    try:
+        with pool.connection() as conn:  # checkout binds; one read proves it answers
+            ldap_login.missing_entries(conn, [tenant.base_dn])
+    except DirectoryError as exc:
+        return [Check("Directory reachable", False,
+                      f"{settings.LDAP_URL}: {exc or type(exc).__name__}"),
+                Check("Base entries and schema present", False,
+                      "not checked: no directory connection")]
+    elapsed = (time.perf_counter() - started) * 1000
+    checks = [Check("Directory reachable", True,
+                    f"{settings.LDAP_URL} answered and accepted the service's bind "
+                    f"({elapsed:.0f} ms)")]
+    problem = observability.directory_problem(pool, tenant)
+    checked = (f"{tenant.people_dn}, {tenant.groups_dn}, {tenant.placeholder_dn} and the "
+               "scimResource object class")
+    checks.append(Check("Base entries and schema present", problem is None,
+                        problem or checked))
+    return checks
+
+
+def _connector(tenant: Tenant, *, secret: str | None = None, secret_note: str = "",
+               checks: list[Check] | None = None, status: int = 200) -> Response:
+    store = _store()
+    now = store.clock()
+    tokens: list[TokenInfo] = store.tokens(tenant=tenant.name)
+    page = render_template(
+        "admin/connector.html", active="connector", tenant=tenant, tenants=store.tenants(),
+        endpoint=endpoint(), tokens=tokens, now=now, secret=secret, secret_note=secret_note,
+        checks=checks, expiry_choices=list(EXPIRY_CHOICES), grace_choices=list(GRACE_CHOICES),
+        static_token=bool(state().settings.SCIM_BEARER_TOKEN) and tenant.name == "default")
+    return Response(page, status=status)
+
+
+@bp.get("/connector")
+def connector() -> ResponseReturnValue:
+    return _connector(_tenant())
+
+
+@bp.post("/connector/check")
+def connector_check() -> ResponseReturnValue:
+    tenant = _tenant()
+    return _connector(tenant, checks=readiness(tenant))
+
+
+def _audit_token(action: str, token_id: str, tenant: Tenant, status: int) -> None:
+    """Record a dashboard token write in the audit trail (when there is one)."""
+    write = state().audit_write
+    if write is None:
+        return
+    try:
+        write(token=f"admin:{g.admin_user['login']}", tenant=tenant.name,
+              client=request.remote_addr, operation=action, method=request.method,
+              resource="Token", resource_id=token_id, status=status,
+              admin=g.admin_user["dn"])
+    except Exception:  # noqa: BLE001 - the audit trail must not break the dashboard
+        log.exception("could not write the audit record for token %s %s", action, token_id)
+
+
+@bp.post("/connector/tokens")
+def token_create() -> ResponseReturnValue:
+    tenant = _tenant()
+    name = request.form.get("name", "").strip()[:64]
+    expiry = request.form.get("expires", "")
+    if not name or expiry not in EXPIRY_CHOICES:
+        flash("Give the token a name (what it is for, e.g. entra-prod).", "error")
+        return redirect(url_for("admin.connector", tenant=tenant.name))
+    store = _store()
+    lifetime = EXPIRY_CHOICES[expiry]
+    key, token = store.create_token(tenant, name, store.clock() + lifetime if lifetime else None)
+    log.info("admin %s created token %s (%s) for tenant %s", g.admin_user["dn"], key, name,
+             tenant.name)
+    _audit_token("create", key, tenant, 201)
+    return _connector(tenant, secret=token, secret_note=f"New token {name!r} ({key}).")
+
+
+@bp.post("/connector/tokens/<token_id>/rotate")
+def token_rotate(token_id: str) -> ResponseReturnValue:
+    tenant = _tenant()
+    grace = GRACE_CHOICES.get(request.form.get("grace", "24h"), GRACE_CHOICES["24h"])
+    store = _store()
+    try:
+        key, token = store.rotate(token_id, grace)
+    except KeyError:
+        raise NotFound(f"There is no token {token_id!r}.") from None
+    ends = store.clock() + grace
+    log.info("admin %s rotated token %s into %s", g.admin_user["dn"], token_id, key)
+    _audit_token("rotate", token_id, tenant, 201)
+    return _connector(tenant, secret=token,
+                      secret_note=f"Replacement for {token_id} (new id {key}). The old token "
+                                  f"keeps working until {fmt_time(ends)}.")
+
+
+@bp.post("/connector/tokens/<token_id>/revoke")
+def token_revoke(token_id: str) -> ResponseReturnValue:
+    tenant = _tenant()
+    if not _store().revoke_token(token_id):
+        raise NotFound(f"There is no token {token_id!r}.")
+    log.info("admin %s revoked token %s", g.admin_user["dn"], token_id)
+    _audit_token("revoke", token_id, tenant, 204)
+    seconds = state().settings.SCIM_TOKEN_CACHE_SECONDS
+    flash(f"Token {token_id} revoked. Running workers refuse it within {seconds} seconds.",
+          "ok")
+    return redirect(url_for("admin.connector", tenant=tenant.name))
+
+
+# --- Users -------------------------------------------------------------------------------
+
+
+def user_filter(text: str, status: str) -> str | None:
+    """The SCIM filter for the Users page: words in any name or email, and a status."""
+    parts = []
+    if text:
+        value = literal(text)
+        parts.append("(" + " or ".join(f"{a} co {value}" for a in USER_SEARCH) + ")")
+    if status == "active":
+        parts.append("not (active eq false)")
+    elif status == "disabled":
+        parts.append("active eq false")
+    return " and ".join(parts) or None
+
+
+def _search_text() -> str:
+    return request.args.get("q", "").strip()[:MAX_SEARCH]
+
+
+@bp.get("/users")
+def users_page() -> ResponseReturnValue:
+    tenant = _tenant()
+    text = _search_text()
+    status = request.args.get("status", "all")
+    status = status if status in ("all", "active", "disabled") else "all"
+    ctx = _context(tenant)
+    pager, found = _search(ctx, "User", user_filter(text, status), _page(), sort_by="userName",
+                           projection=NO_GROUPS)
+    memberships = _groups_of(ctx, [u["id"] for u in found])
+    rows = [user_row({**u, "groups": memberships.get(u["id"], [])}) for u in found]
+    return render_template("admin/users.html", active="users", tenant=tenant,
+                           tenants=_store().tenants(), q=text, status=status, pager=pager,
+                           users=rows)
+
+
+def _groups_of(ctx: Context, ids: list[str]) -> dict[str, list[dict]]:
+    """The groups of the users ``ids``, by id, in one unsorted query.
+
+    The page itself is sorted, and a sorted search (server-side sort / VLV) does not
+    return the ``memberOf`` values that slapd's dynlist computes; an unsorted search by
+    id does, so the page's groups come from that.
+    """
+    if not ids:
+        return {}
+    flt = " or ".join(f"id eq {literal(i)}" for i in ids)
+    found = query.search(ctx, "User", query.Query(flt, 1, len(ids), GROUPS_ONLY))
+    return {u["id"]: u.get("groups") or [] for u in found["Resources"]}
+
+
+def user_row(user: dict) -> dict:
+    """What a table row shows of a SCIM User."""
+    emails = user.get("emails") or []
+    primary = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
+    name = user.get("name") or {}
+    parts = " ".join(n for n in (name.get("givenName"), name.get("familyName")) if n)
+    return {
+        "id": user["id"],
+        "userName": user.get("userName", ""),
+        "display": user.get("displayName") or name.get("formatted") or parts,
+        "email": primary.get("value", ""),
+        "active": user.get("active") is not False,
+        "groups": user.get("groups") or [],
+    }
+
+
+@bp.get("/users/<scim_id>")
+def user_page(scim_id: str) -> ResponseReturnValue:
+    tenant = _tenant()
+    ctx = _context(tenant)
+    with directory_errors(ctx.options.retry_after):
+        entry = users.find(ctx, scim_id)
+        resource = users.render(ctx, entry, users.reference_index(ctx, [entry], True))
+    return render_template("admin/user.html", active="users", tenant=tenant,
+                           tenants=_store().tenants(), user=user_row(resource),
+                           resource=resource, dn=entry.dn, attributes=flatten(resource),
+                           raw=json.dumps(resource, indent=2, ensure_ascii=False))
+
+
+def flatten(resource: dict) -> list[tuple[str, str]]:
+    """SCIM attributes as (path, value) rows; ``schemas``, ``id``, ``meta`` and
+    ``groups`` are shown elsewhere on the page."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "$ref":
+                    continue
+                short = key.rsplit(":", 2)[-2].lower() if key.startswith("urn:") else key
+                walk(inner, f"{path}.{short}" if path else short)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict) and "type" in item:
+                    rest = {k: v for k, v in item.items() if k != "type"}
+                    walk(rest, f"{path}[{item['type']}]")
+                else:
+                    walk(item, path)
+        else:
+            text = json.dumps(value) if isinstance(value, bool) else str(value)
+            rows.append((path, text))
+
+    walk({k: v for k, v in resource.items()
+          if k not in ("schemas", "id", "meta", "groups")}, "")
+    return rows
+
+
+# --- Groups ------------------------------------------------------------------------------
+
+
+def member_filter(group_id: str) -> str:
+    """Users whose groups include ``group_id`` (direct members, as ``memberOf`` says)."""
+    return f"groups.value eq {literal(group_id)}"
+
+
+@bp.get("/groups")
+def groups_page() -> ResponseReturnValue:
+    tenant = _tenant()
+    text = _search_text()
+    ctx = _context(tenant)
+    flt = f"displayName co {literal(text)}" if text else None
+    light = Projection(excluded=tuple(parse_attribute_list("members")))
+    pager, found = _search(ctx, "Group", flt, _page(), sort_by="displayName", projection=light)
+    rows = [{"id": grp["id"], "displayName": grp.get("displayName", ""),
+             "externalId": grp.get("externalId", ""),
+             "users": _count(ctx, "User", member_filter(grp["id"])),
+             "modified": grp["meta"].get("lastModified")} for grp in found]
+    return render_template("admin/groups.html", active="groups", tenant=tenant,
+                           tenants=_store().tenants(), q=text, pager=pager, groups=rows)
+
+
+@bp.get("/groups/<scim_id>")
+def group_page(scim_id: str) -> ResponseReturnValue:
+    tenant = _tenant()
+    ctx = _context(tenant)
+    with directory_errors(ctx.options.retry_after):
+        entry = groups.find(ctx, scim_id)
+        resource = groups.render(ctx, entry, None)
+    pager, members = _search(ctx, "User", member_filter(scim_id), _page(), sort_by="userName",
+                             projection=MEMBER_ROW)
+    return render_template("admin/group.html", active="groups", tenant=tenant,
+                           tenants=_store().tenants(), group=resource, dn=entry.dn,
+                           pager=pager, members=[user_row(m) for m in members])
+
+
+# --- Activity ----------------------------------------------------------------------------
+
+
+@bp.get("/activity")
+def activity_page() -> ResponseReturnValue:
+    result = request.args.get("result", "all")
+    result = result if result in ("all", "failure", "success") else "all"
+    order = "failures" if request.args.get("order") == "failures" else "newest"
+    reader = state().audit
+    if reader is None:
+        return render_template("admin/activity.html", active="activity", configured=False,
+                               result=result, order=order)
+    now = datetime.fromtimestamp(state().clock(), UTC)
+    day = [activity.normalise(r) for r in reader(activity.READ_LIMIT, None)]
+    rows = activity.table(reader, result, order)
+    return render_template("admin/activity.html", active="activity", configured=True,
+                           result=result, order=order, rows=rows,
+                           chart=activity.hourly_chart(day, now),
+                           summary=activity.summary(day, now),
+                           truncated=len(day) >= activity.READ_LIMIT,
+                           read_limit=activity.READ_LIMIT)

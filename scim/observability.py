@@ -1,0 +1,216 @@
+"""Operations endpoints and per-request bookkeeping: request ids, metrics, audit trail.
+
+- ``/healthz``: the process answers (no auth, no directory access). For liveness probes.
+- ``/readyz``: the directory answers and holds what the service needs (the tenant's base
+  entries, the empty-group placeholder, the ``scimResource`` class in the subschema);
+  otherwise 503 with ``Retry-After``. For load balancers. Neither names a DN, host or
+  version: the reason goes to the log.
+- ``/metrics``: Prometheus text format, only with ``Authorization: Bearer <METRICS_TOKEN>``;
+  404 while ``METRICS_TOKEN`` is empty.
+
+Every request gets an id (a valid incoming ``X-Request-ID``, else a new one), returned in
+``X-Request-ID`` and carried by every log record meanwhile. Every change through the SCIM
+blueprint is recorded by :func:`audit_change`, which ``scim/api.py`` calls from its
+``after_request``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from config import Settings
+from directory import Pool, Repository, Tenant
+from directory.errors import DirectoryError
+from scim.audit import AuditLog, changed_attributes, operation_of
+from scim.logs import new_request_id, request_id, valid_request_id
+from scim.metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger("scim.observability")
+bp = Blueprint("ops", __name__)
+KEY = "scim_observability"
+CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+RESOURCE_TYPES = {"Users": "User", "Groups": "Group"}
+_SCIM_RESOURCE = re.compile(r"NAME\s+(\(\s*)?'scimResource'", re.I)
+
+
+@dataclass
+class Observability:
+    """What the hooks and endpoints need, in ``app.extensions["scim_observability"]``."""
+
+    metrics: Metrics
+    audit: AuditLog
+    metrics_token: bytes
+    retry_after: int
+    pool: Pool
+    tenant: Tenant
+    ready: bool | None = None  # this worker's last readiness answer (log changes only)
+
+
+def init_app(app: Flask, settings: Settings, pool: Pool, tenant: Tenant) -> Observability:
+    """Register the hooks (before any other app-level hook) and the endpoints."""
+    metrics = Metrics()
+    obs = Observability(metrics, AuditLog(settings.AUDIT_LOG, metrics.audit_failures.inc),
+                        settings.METRICS_TOKEN.encode(), settings.SCIM_RETRY_AFTER,
+                        pool, tenant)
+    app.extensions[KEY] = obs
+    app.before_request(_begin)
+    app.after_request(_finish)
+    app.teardown_request(_end)
+    app.register_blueprint(bp)
+    return obs
+
+
+def current() -> Observability:
+    return current_app.extensions[KEY]  # type: ignore[no-any-return]
+
+
+def ldap_observer() -> Any:
+    """The callback a request's ``Repository`` reports its LDAP operations to."""
+    return current().metrics.ldap
+
+
+# --- per request --------------------------------------------------------------------------
+
+
+def _begin() -> None:
+    incoming = request.headers.get("X-Request-ID")
+    g.request_id = incoming if incoming and valid_request_id(incoming) else new_request_id()
+    g.request_started = time.perf_counter()
+    request_id.set(g.request_id)
+
+
+def _elapsed() -> float:
+    started: float = g.get("request_started", time.perf_counter())
+    return time.perf_counter() - started
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id") or new_request_id()
+    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    current().metrics.request(endpoint, request.method, response.status_code, _elapsed())
+    return response
+
+
+def _end(exc: BaseException | None) -> None:
+    request_id.set("")
+
+
+def audit_change(response: Response, principal: Any) -> Response:
+    """Record a change made through SCIM (``after_request`` of the SCIM blueprint).
+
+    Only authenticated requests that may change something are recorded (POST, PUT,
+    PATCH, DELETE, except the read-only ``.search``), whatever their status.
+    """
+    rule = request.url_rule
+    if principal is None or request.method not in CHANGES or rule is None \
+            or rule.rule.endswith("/.search"):
+        return response
+    parts = rule.rule.split("/")
+    resource = parts[3] if len(parts) > 3 else ""
+    current().audit.record(
+        token=principal.token_name,
+        token_id=principal.token_id,
+        tenant=principal.tenant.name,
+        client=request.remote_addr,
+        operation=operation_of(request.method),
+        method=request.method,
+        resource=RESOURCE_TYPES.get(resource, resource),
+        resource_id=(request.view_args or {}).get("scim_id") or _created_id(response),
+        attributes=changed_attributes(request.method, _body(response)),
+        status=response.status_code,
+        duration_ms=round(_elapsed() * 1000, 3),
+    )
+    return response
+
+
+def _created_id(response: Response) -> str | None:
+    if response.status_code != 201:
+        return None
+    body = response.get_json(silent=True)
+    return body.get("id") if isinstance(body, dict) else None
+
+
+def _body(response: Response) -> Any:
+    if request.method == "DELETE" or response.status_code == 413:
+        return None
+    try:
+        return request.get_json(force=True, silent=True)
+    except HTTPException:  # the body could not be read (too large, cut short)
+        return None
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def _plain(body: dict[str, str], status: int, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(headers or {})
+    return response
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """Liveness: this process serves requests. Touches nothing else."""
+    return _plain({"status": "ok"}, 200)
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Readiness: the directory answers and holds our base entries and schema."""
+    obs = current()
+    problem = directory_problem(obs.pool, obs.tenant)
+    ready = problem is None
+    if ready != obs.ready:
+        if ready:
+            log.info("ready: the directory answers and holds the schema")
+        else:
+            log.warning("not ready: %s", problem)
+        obs.ready = ready
+    if ready:
+        return _plain({"status": "ready"}, 200)
+    return _plain({"status": "unavailable"}, 503, {"Retry-After": str(obs.retry_after)})
+
+
+def directory_problem(pool: Pool, tenant: Tenant) -> str | None:
+    """Why the directory cannot serve SCIM now (for the log), or None when it can."""
+    try:
+        with pool.connection() as conn:
+            repo = Repository(conn, tenant)
+            repo.observer = ldap_observer()
+            for dn in (tenant.people_dn, tenant.groups_dn, tenant.placeholder_dn):
+                if repo.read(dn, ["1.1"]) is None:
+                    return f"entry {dn} is missing"
+            root = repo.read("", ["subschemaSubentry"])
+            subschema = str(root.first("subschemaSubentry") or "") if root else ""
+            entry = repo.read(subschema or "cn=Subschema", ["objectClasses"])
+            classes = entry.values("objectClasses") if entry else []
+            if not any(_SCIM_RESOURCE.search(str(c)) for c in classes):
+                return "the scimResource object class is not in the directory's schema"
+    except DirectoryError as exc:
+        return f"directory error: {type(exc).__name__}: {exc}"
+    return None
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus scrape; needs ``Authorization: Bearer <METRICS_TOKEN>``."""
+    obs = current()
+    if not obs.metrics_token:
+        abort(404)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                             obs.metrics_token):
+        return Response("a valid bearer token is required\n", 401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    return Response(obs.metrics.exposition(), 200, content_type=CONTENT_TYPE,
+                    headers={"Cache-Control": "no-store"})

@@ -1,0 +1,232 @@
+"""The admin dashboard in a real browser: Debian's headless Chromium driven by selenium,
+against the app served on a loopback port, on the session slapd.
+
+An operator signs in, creates a token and sees it once, Entra (here: urllib with that
+token) provisions a user and a group, and the operator finds them on the Users and
+Groups pages, runs the readiness check, looks at the Activity page and signs out. Each
+page is saved to artifacts/screenshots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from config import load_settings
+from scim.factory import create_app
+from tests.admin_support import ADMIN_LOGIN, ADMIN_PASSWORD, make_admins, wipe_tokens
+from tests.slapd_instance import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+MISSING = ("Chromium is not installed: run 'apt-get install -y chromium chromium-driver' "
+           "as root to run the admin dashboard's browser tests")
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--window-size=1366,900"]
+WAIT = 10
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def served(slapd: Any, ldap: Any, base_dn: str,
+           tmp_path: Path) -> Iterator[tuple[str, Flask]]:
+    """The app on 127.0.0.1:<port> in a thread, with an admin in the directory."""
+    wipe_tokens(ldap, base_dn)
+    make_admins(ldap, base_dn)
+    port = free_port()
+    root = f"http://127.0.0.1:{port}"
+    app = create_app(load_settings({**slapd.env, "ADMIN_COOKIE_SECURE": "false",
+                                    "SCIM_PUBLIC_URL": root,
+                                    "AUDIT_LOG": str(tmp_path / "audit.jsonl")}))
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, app
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        app.extensions["scim_bridge"].pool.close()
+        wipe_tokens(ldap, base_dn)
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[Any]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("CI"):
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    browser.implicitly_wait(0)
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+class Page:
+    """A few verbs on the driver, so the test reads as what a person does."""
+
+    def __init__(self, driver: Any, root: str) -> None:
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.d, self.root, self.by, self.ec = driver, root, By, ec
+        self.wait = WebDriverWait(driver, WAIT)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+
+    def open(self, path: str) -> None:
+        self.d.get(self.root + path)
+
+    def find(self, css: str) -> Any:
+        return self.wait.until(self.ec.presence_of_element_located((self.by.CSS_SELECTOR, css)))
+
+    def all(self, css: str) -> list[Any]:
+        return self.d.find_elements(self.by.CSS_SELECTOR, css)
+
+    def type(self, css: str, text: str) -> None:
+        field = self.find(css)
+        field.clear()
+        field.send_keys(text)
+
+    def click(self, css: str) -> None:
+        self.find(css).click()
+
+    def link(self, text: str) -> None:
+        self.wait.until(self.ec.element_to_be_clickable((self.by.LINK_TEXT, text))).click()
+
+    def heading(self) -> str:
+        return self.find("h1").text
+
+    def text(self) -> str:
+        return self.find("body").text
+
+    def shot(self, name: str) -> Path:
+        """A screenshot of the whole page (the window grows to the page's height)."""
+        height = self.d.execute_script("return document.documentElement.scrollHeight")
+        self.d.set_window_size(1366, max(900, min(int(height) + 140, 4000)))
+        path = SHOTS / f"{name}.png"
+        self.d.save_screenshot(str(path))
+        self.d.set_window_size(1366, 900)
+        return path
+
+
+def scim(root: str, token: str, method: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{root}/scim/v2{path}", data=data, method=method,
+                                     headers={"Authorization": f"Bearer {token}",
+                                              "Content-Type": "application/scim+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else {}
+
+
+def test_an_admin_connects_entra_and_sees_what_it_provisioned(served, driver, base_dn):
+    root, app = served
+    page = Page(driver, root)
+
+    # sign in (the dashboard sends a signed-out visitor to the sign-in page)
+    page.open("/admin/users")
+    assert page.heading() == "Sign in"
+    page.shot("01-sign-in")
+    page.type("#username", ADMIN_LOGIN)
+    page.type("#password", "not the password")
+    page.click("#sign-in")
+    assert "Wrong username or password." in page.find("#login-error").text
+    page.type("#username", ADMIN_LOGIN)
+    page.type("#password", ADMIN_PASSWORD)
+    page.click("#sign-in")
+    assert page.heading() == "Users"  # back where it was going
+    page.link("Connector")
+    assert page.heading() == "Connector"
+    assert page.find("#endpoint-value").get_attribute("value") == f"{root}/scim/v2"
+    assert page.find("#no-tokens")
+
+    # create a token: shown once, with a copy button
+    page.type("#token-name", "entra-e2e")
+    page.click("#create-token button[type=submit]")
+    token = page.find("#token-value").get_attribute("value")
+    assert token.startswith("scim_")
+    page.click("[data-copy=token-value]")
+    page.wait.until(lambda d: "Copied" in page.find("[data-copy=token-value]").text)
+    page.shot("02-connector-new-token")
+    page.open("/admin/connector")
+    assert not page.all("#token-value") and token not in driver.page_source
+    assert "entra-e2e" in page.find("#tokens").text
+
+    # Entra provisions a user and a group with that token
+    user = scim(root, token, "POST", "/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "grace@example.org", "displayName": "Grace Hopper",
+        "name": {"givenName": "Grace", "familyName": "Hopper"},
+        "emails": [{"type": "work", "value": "grace@navy.example", "primary": True}]})
+    group = scim(root, token, "POST", "/Groups", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Compiler Team", "members": [{"value": user["id"]}]})
+
+    # the readiness check
+    page.click("#run-check")
+    assert page.find("#checks").text.count("pass") == 2
+    page.shot("03-connector-check")
+
+    # Users: search, then the user's page with its DN
+    page.link("Users")
+    page.type("#q", "hopper")
+    page.click("#user-search button[type=submit]")
+    table = page.find("#users").text
+    assert "grace@example.org" in table and "Compiler Team" in table and "active" in table
+    page.shot("04-users")
+    page.link("grace@example.org")
+    assert page.find("#user-dn").text == f"uid=grace@example.org,ou=People,{base_dn}"
+    assert "grace@navy.example" in page.find("#attributes").text
+    page.shot("05-user")
+
+    # Groups: the member count, then the group's members
+    page.link("Groups")
+    row = next(r for r in page.all("#groups tbody tr") if "Compiler Team" in r.text)
+    assert row.find_element(page.by.CSS_SELECTOR, "td.num").text == "1"
+    page.shot("06-groups")
+    page.link("Compiler Team")
+    assert page.find("#group-dn").text == f"cn=Compiler Team,ou=Groups,{base_dn}"
+    assert "grace@example.org" in page.find("#members").text
+    page.shot("07-group")
+    assert group["id"] in driver.current_url
+
+    # Activity: Entra's two creates and the dashboard's token, in the table and the chart
+    page.link("Activity")
+    assert page.heading() == "Activity"
+    rows = [r.text for r in page.all("#activity tbody tr")]
+    assert len(rows) == 3
+    assert "entra-e2e" in rows[0] and "create" in rows[0] and "Group" in rows[0]
+    assert "User" in rows[1] and user["id"] in rows[1] and "201" in rows[1]
+    assert "Token" in rows[2] and f"admin:{ADMIN_LOGIN}" in rows[2]
+    assert page.find("#stat-total").text == "3"
+    assert len(page.all("#chart rect[fill='#3e7bfa']")) == 1  # this hour's bar
+    page.shot("08-activity")
+
+    # sign out
+    page.click("#sign-out")
+    assert "You are signed out." in page.find("#login-notice").text
+    page.open("/admin/connector")
+    assert page.heading() == "Sign in"
