@@ -25,6 +25,9 @@ from config import Settings
 from directory.errors import CONNECTION_ERRORS, DirectoryBusy, DirectoryUnavailable
 
 
+SOCKET_READ_SIZE = 65536
+
+
 def build_server(url: str, settings: Settings) -> Server:
     """An ldap3 Server for one URL with our timeouts and TLS settings."""
     parts = urlsplit(url)
@@ -67,6 +70,10 @@ def open_connection(settings: Settings, urls: list[str] | None = None) -> Connec
             if settings.LDAP_START_TLS and not url.startswith("ldaps"):
                 conn.start_tls()
             conn.bind()
+            # ldap3 reads 4 KiB at a time by default, and its receive loop gets
+            # quadratically slower on large replies (a 100k-member group: 1.7 s vs 0.14 s
+            # with 64 KiB reads); small replies do not care.
+            conn.strategy.socket_size = SOCKET_READ_SIZE
             return conn
         except Exception as exc:  # noqa: BLE001 - unreachable, TLS failure or refused bind
             last = exc

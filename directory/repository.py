@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from ldap3 import (
     BASE,
@@ -315,8 +315,8 @@ class Repository:
 
         The placeholder, DNs outside the tenant and DNs that name no entry are left
         out. Where slapd dereferences (its ``deref`` overlay), this is one read that
-        returns every member value with its entry's entryUUID and structural class;
-        otherwise the values are read and resolved in batches of :data:`BATCH` DNs.
+        returns every member value with its entry's entryUUID; otherwise the values
+        are read and resolved in batches of :data:`BATCH` DNs.
         """
         if self._derefs():
             with self._large_replies():
@@ -345,17 +345,21 @@ class Repository:
         return members
 
     def _dereferenced(self, values: list[tuple[str, dict[str, list[str]]]]) -> list[Member]:
-        # slapd returns DNs in one (its own) form: a suffix test settles the usual case
-        # without parsing every DN; anything else takes the full comparison
-        suffixes = self._tenant_suffixes()
-        group_class = GROUP_CLASS.lower()
+        # Users live under people_dn and groups under groups_dn, so where a DN is tells
+        # what it names. slapd returns DNs in one (its own) form: a suffix test of the
+        # lower-cased DN settles the usual case without parsing every DN.
+        people, groups = self._tenant_suffixes()
         members = []
         for dn, attrs in values:
             uuid = attrs.get("entryuuid")
-            if not uuid or not (dn.lower().endswith(suffixes) or self.in_tenant(dn)):
-                continue
-            structural = attrs.get("structuralobjectclass") or [""]
-            members.append(Member(dn, uuid[0], structural[0].lower() == group_class))
+            if not uuid:
+                continue  # names no entry
+            where = dn.lower()
+            if not where.endswith((people, groups)):
+                where = normalise_dn(dn)  # spelt another way, or outside the tenant
+                if not where.endswith((people, groups)):
+                    continue
+            members.append(Member(dn, uuid[0], where.endswith(groups)))
         return members
 
     def _tenant_suffixes(self) -> tuple[str, str]:
@@ -527,11 +531,10 @@ class Repository:
 LARGE_REPLY_CHUNK = 1 << 20
 #: Server (URL) → whether it advertises the deref control; filled on first use.
 _DEREF_SERVERS: dict[str, bool] = {}
-_DEREF_MEMBERS = deref.control("member", ["entryUUID", "structuralObjectClass"])
+_DEREF_MEMBERS = deref.control("member", ["entryUUID"])
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """A group's member value resolved: the DN, its entry's entryUUID, group or not."""
 
     dn: str
