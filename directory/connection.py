@@ -24,7 +24,6 @@ from ldap3 import NONE, SYNC, Connection, Server, Tls
 from config import Settings
 from directory.errors import CONNECTION_ERRORS, DirectoryBusy, DirectoryUnavailable
 
-
 SOCKET_READ_SIZE = 65536
 
 
