@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from contextlib import suppress
 from typing import Any
 
@@ -21,6 +20,7 @@ from scim.service.common import (
     directory_errors,
     etag_of,
     not_found,
+    refused,
     valid_id,
 )
 
@@ -171,11 +171,9 @@ def create(ctx: Context, body: Any) -> dict:
 
 def _refused(ctx: Context, exc: de.InvalidData) -> InvalidValue:
     """slapd refused a value (e.g. a non-ASCII ``mail``): name the SCIM attribute."""
-    found = re.search(r"(\w+): value #\d+", str(exc))
-    ldap = found.group(1).lower() if found else ""
+    ldap = (de.refused_attribute(exc) or "").lower()
     paths = [r.loc.text for r in ctx.mapping.user.rows if r.ldap.lower() == ldap]
-    where = f"{paths[0]}: " if paths else ""
-    return InvalidValue(f"{where}the directory refused the value ({exc})")
+    return refused(exc, paths[0] if paths else None)
 
 
 def _taken(user_name: str) -> Uniqueness:
@@ -237,7 +235,10 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> Entry:
         other = ctx.repo.find_one("User", rdn.ldap, new_name, [])
         if other is not None and other.uuid != entry.uuid:
             raise _taken(new_name)
-    meta = ctx.repo.modify(entry.dn, changes, csn=entry.csn) if changes else {}
+    try:
+        meta = ctx.repo.modify(entry.dn, changes, csn=entry.csn) if changes else {}
+    except de.NoSuchEntry:  # renamed or deleted since it was read: read it again
+        raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
     if not renamed:
         return _applied(entry, entry.dn, changes, meta)
     try:

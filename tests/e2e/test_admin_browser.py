@@ -58,6 +58,7 @@ def served(slapd: Any, ldap: Any, base_dn: str,
         yield root, app
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(timeout=10)
         app.extensions["scim_bridge"].pool.close()
         wipe_tokens(ldap, base_dn)
@@ -110,11 +111,23 @@ class Page:
         field.clear()
         field.send_keys(text)
 
+    def _navigating(self, element: Any) -> None:
+        """Click ``element`` and wait until the next page has replaced this one."""
+        old = self.d.find_element(self.by.TAG_NAME, "html")
+        element.click()
+        self.wait.until(self.ec.staleness_of(old))
+
     def click(self, css: str) -> None:
+        """Click a button or link that loads another page."""
+        self._navigating(self.find(css))
+
+    def press(self, css: str) -> None:
+        """Click a button that stays on the page (a script acts on it)."""
         self.find(css).click()
 
     def link(self, text: str) -> None:
-        self.wait.until(self.ec.element_to_be_clickable((self.by.LINK_TEXT, text))).click()
+        self._navigating(
+            self.wait.until(self.ec.element_to_be_clickable((self.by.LINK_TEXT, text))))
 
     def heading(self) -> str:
         return self.find("h1").text
@@ -168,7 +181,7 @@ def test_an_admin_connects_entra_and_sees_what_it_provisioned(served, driver, ba
     page.click("#create-token button[type=submit]")
     token = page.find("#token-value").get_attribute("value")
     assert token.startswith("scim_")
-    page.click("[data-copy=token-value]")
+    page.press("[data-copy=token-value]")
     page.wait.until(lambda d: "Copied" in page.find("[data-copy=token-value]").text)
     page.shot("02-connector-new-token")
     page.open("/admin/connector")
