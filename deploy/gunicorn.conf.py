@@ -60,6 +60,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT") or 20)
 # connection gunicorn has just closed (that would be a 502).
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 75)
 preload_app = True
+# gunicorn's largest request line (default 4094): a GET whose filter is as long as
+# SCIM_MAX_FILTER_LENGTH (4096 plain characters) fits once percent-encoded. Longer or
+# non-ASCII filters: POST …/.search, which carries any filter the limits allow.
+limit_request_line = 8190
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 # gunicorn ≥ 25.1 would open a control socket in $XDG_RUNTIME_DIR or ~/.gunicorn, one
 # path shared by every instance of a user; nothing here uses gunicornc.

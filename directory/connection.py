@@ -66,8 +66,9 @@ def open_connection(settings: Settings, urls: list[str] | None = None) -> Connec
         )
         try:
             conn.open()
-            if settings.LDAP_START_TLS and not url.startswith("ldaps"):
-                conn.start_tls()
+            if settings.LDAP_START_TLS and not url.startswith("ldaps") and \
+                    not conn.start_tls(read_server_info=False):
+                raise DirectoryUnavailable("StartTLS failed")  # never bind in the clear
             conn.bind()
             # ldap3 reads 4 KiB at a time by default, and its receive loop gets
             # quadratically slower on large replies (a 100k-member group: 1.7 s vs 0.14 s

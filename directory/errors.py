@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from ldap3.core import exceptions as lx
 
 
 class DirectoryError(Exception):
-    """Base of errors raised by the directory layer."""
+    """Base of errors raised by the directory layer.
+
+    ``from_server`` is set when the message quotes the directory (result code and its
+    diagnostic text): that is for the logs, never for a client.
+    """
+
+    from_server = False
 
 
 class DirectoryUnavailable(DirectoryError):
@@ -98,7 +106,26 @@ def translate(exc: BaseException) -> DirectoryError:
         text = f"{exc.description or 'error'} ({exc.result})"
         if exc.message:
             text += f": {exc.message}"
-        return kind(text)
-    if isinstance(exc, lx.LDAPException):
-        return InvalidData(str(exc))
-    return DirectoryError(f"{type(exc).__name__}: {exc}")
+        error = kind(text)
+    elif isinstance(exc, lx.LDAPException):
+        error = InvalidData(str(exc))
+    else:
+        error = DirectoryError(f"{type(exc).__name__}: {exc}")
+    error.from_server = True
+    return error
+
+
+_REFUSED = (
+    re.compile(r"\b([A-Za-z][\w-]*): value #\d+"),  # invalidAttributeSyntax, constraint
+    re.compile(r"attribute '([A-Za-z][\w-]*)'"),  # objectClassViolation: not allowed
+    re.compile(r"\b([A-Za-z][\w-]*): attribute type undefined"),
+)
+
+
+def refused_attribute(error: DirectoryError) -> str | None:
+    """The LDAP attribute a refusal names, if any: the one detail a client may see."""
+    for pattern in _REFUSED:
+        found = pattern.search(str(error))
+        if found:
+            return found.group(1)
+    return None

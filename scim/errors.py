@@ -16,9 +16,9 @@ from scim.protocol.errors import (
     PayloadTooLarge,
     ScimError,
     ServiceUnavailable,
-    TooManyRequests,
     UnsupportedMediaType,
 )
+from scim.service.common import busy_detail
 from scim.web import scim_response
 
 log = logging.getLogger("scim.errors")
@@ -62,7 +62,10 @@ def register_error_handlers(app: Flask, retry_after: int) -> None:
 
     @app.errorhandler(DirectoryBusy)
     def busy(error: DirectoryBusy) -> Response:
-        return render(TooManyRequests(f"busy: {error}; retry later", retry_after=retry_after))
+        """No free LDAP connection within LDAP_POOL_WAIT (or slapd said busy): 503, as for
+        an unavailable directory; the client's own rate is not the cause."""
+        log.warning("directory busy on %s %s: %s", request.method, request.path, error)
+        return render(ServiceUnavailable(busy_detail(error), retry_after=retry_after))
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

@@ -19,7 +19,7 @@ from scim.cli import COMMANDS
 from scim.errors import register_error_handlers
 from scim.logs import configure_logging
 from scim.service.common import Options
-from scim.web import bound_chunked_body, security_headers
+from scim.web import security_headers
 
 
 def default_tenant(settings: Settings) -> Tenant:
@@ -71,6 +71,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     for command in COMMANDS:
         app.cli.add_command(command)
     register_error_handlers(app, settings.SCIM_RETRY_AFTER)
-    app.before_request(bound_chunked_body)
     app.after_request(security_headers)
     return app

@@ -36,12 +36,13 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def bound_chunked_body() -> None:
-    """``before_request``: 413 for a chunked body (no Content-Length) over the limit.
+def _bound_chunked_body() -> None:
+    """413 for a chunked body (no Content-Length) over the limit.
 
     werkzeug stops reading such a body at ``MAX_CONTENT_LENGTH`` without an error, so a
-    view would see it cut short (invalid JSON, or a form missing its tail). It is read
-    here, at most one byte past the limit, and handed on with its length.
+    view would see it cut short (invalid JSON at best). It is read here, at most one byte
+    past the limit, and handed on with its length. Called by :func:`json_body`, i.e. only
+    once the request is authenticated.
     """
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
     if limit is None or request.content_length is not None or \
@@ -78,6 +79,7 @@ def json_body() -> Any:
             f"send the body as application/scim+json or application/json, "
             f"not {request.content_type or 'no Content-Type'}"
         )
+    _bound_chunked_body()
     raw = request.get_data(cache=True)
     try:
         return json.loads(raw.decode(request.mimetype_params.get("charset", "utf-8")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -17,13 +18,13 @@ from scim.protocol.errors import (
     NotFound,
     PreconditionFailed,
     ServiceUnavailable,
-    TooManyRequests,
 )
 
 #: back-mdb keeps each RDN, normalised and as given, in one LMDB value of at most 511
 #: bytes; measured on slapd 2.5: 2 * len("attr=" + escaped value) + 20 must fit.
 RDN_BYTES = 491
 _RDN_SPECIAL = ',+"\\<>;='
+log = logging.getLogger("scim.service")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -106,16 +107,36 @@ def not_found(kind: str, scim_id: str) -> NotFound:
     return NotFound(f"{kind} {scim_id!r} not found")
 
 
+def busy_detail(exc: de.DirectoryBusy) -> str:
+    """What a client is told about a busy directory: our own reason, never the server's."""
+    reason = "the directory is busy" if exc.from_server else str(exc)
+    return f"{reason}; retry later"
+
+
+def refused(exc: de.InvalidData, name: str | None = None) -> InvalidValue:
+    """400 for a value the directory refused, naming the attribute and nothing more
+    (the server's diagnostic text is logged, not echoed)."""
+    log.info("the directory refused a value: %s", exc)
+    attribute = name or de.refused_attribute(exc)
+    if attribute is None:
+        return InvalidValue("the directory refused a value")
+    return InvalidValue(f"{attribute}: the directory refused the value")
+
+
 @contextmanager
 def directory_errors(retry_after: int) -> Iterator[None]:
-    """Translate directory errors that no use case handled into SCIM errors."""
+    """Translate directory errors that no use case handled into SCIM errors.
+
+    Busy and unavailable are both 503 with ``Retry-After``: the service lacks capacity
+    or its directory, which no client caused (429 would blame the client's own rate).
+    """
     try:
         yield
     except de.DirectoryBusy as exc:
-        raise TooManyRequests(f"the directory is busy: {exc}; retry later",
-                              retry_after=retry_after) from exc
+        log.warning("directory busy: %s", exc)
+        raise ServiceUnavailable(busy_detail(exc), retry_after=retry_after) from exc
     except de.DirectoryUnavailable as exc:
         raise ServiceUnavailable("the directory is unavailable; retry later",
                                  retry_after=retry_after) from exc
     except de.InvalidData as exc:
-        raise InvalidValue(f"the directory refused a value: {exc}") from exc
+        raise refused(exc) from exc
