@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from directory.dn import normalise_dn
 from tests import entra
@@ -237,7 +238,7 @@ class Burst:
                 return None
             if reply.status == 409:  # it was created after all: look it up, as Entra does
                 found = call(self.server, "GET",
-                             scim_path(f'/Users?filter=userName eq "{unit.name}"'))
+                             scim_path("/Users?filter=" + quote(f'userName eq "{unit.name}"')))
                 if found.body["totalResults"] == 1:
                     unit.id = found.body["Resources"][0]["id"]
                     return None
