@@ -17,7 +17,7 @@ from datetime import datetime
 
 from ldap3.utils.conv import escape_filter_chars
 
-from directory.mapping import ResourceMapping, Row
+from directory.mapping import MappingError, ResourceMapping, Row, resolve_definition
 from directory.sort import has_ordering
 from scim.protocol.errors import InvalidFilter
 from scim.protocol.filter import And, AttrPath, Compare, Expr, Not, Or, Present, ValuePath
@@ -180,10 +180,8 @@ class Translator:
     # -- leaves ---------------------------------------------------------------------
 
     def _definition(self, path: AttrPath) -> Attribute:
-        from directory.mapping import MappingError, _definition
-
         try:
-            return _definition(self.mapping.rtype, path.urn, path.attr)[1]
+            return resolve_definition(self.mapping.rtype, path.urn, path.attr)[1]
         except MappingError:
             raise UnknownAttribute(f"unknown attribute {_text(path)!r} in filter") from None
 

@@ -18,7 +18,14 @@ from typing import Any
 
 from directory.dn import normalise_dn
 from scim.protocol.errors import InvalidValue
-from scim.protocol.schema import GROUP, USER, Attribute, ResourceType
+from scim.protocol.schema import (
+    EXTERNAL_ID,
+    GROUP,
+    USER,
+    Attribute,
+    ResourceType,
+    common_attribute,
+)
 
 DEFAULT_TABLE = Path(__file__).with_name("mapping.toml")
 CODECS = ("string", "boolean", "password", "reference")
@@ -61,10 +68,10 @@ class Row:
     definition: Attribute
 
 
-def _definition(rtype: ResourceType, urn: str | None, attr: str) -> tuple[str | None, Attribute]:
+def resolve_definition(rtype: ResourceType, urn: str | None,
+                       attr: str) -> tuple[str | None, Attribute]:
+    """The canonical container URN (None = core) and definition of ``attr``."""
     if urn is None or urn.lower() == rtype.schema.id.lower():
-        from scim.protocol.schema import common_attribute
-
         found = rtype.schema.attribute(attr) or common_attribute(attr)
         return None, _need(found, attr)
     ext = rtype.extension(urn)
@@ -84,7 +91,7 @@ def parse_locator(text: str, rtype: ResourceType) -> tuple[Locator, Attribute]:
     m = _PATH.match(text)
     if not m:
         raise MappingError(f"bad SCIM path {text!r}")
-    urn, attr = _definition(rtype, m["urn"], m["attr"])
+    urn, attr = resolve_definition(rtype, m["urn"], m["attr"])
     leaf = attr
     sub = None
     if m["sub"]:
@@ -123,6 +130,11 @@ class ResourceMapping:
 
     def row_for(self, loc: Locator) -> Row | None:
         return next((r for r in self.rows if r.loc == loc), None)
+
+    @property
+    def references(self) -> list[Row]:
+        """Rows whose LDAP value is the DN of another entry (e.g. the manager)."""
+        return [r for r in self.rows if r.codec == "reference"]
 
     def row_for_attr(self, attr: str) -> Row | None:
         """The row of a simple core attribute (e.g. ``active``)."""
@@ -260,8 +272,6 @@ def _leaves(resource: dict[str, Any], rtype: ResourceType):
         yield None, definition, value
     ext_id = resource.get("externalId")
     if ext_id is not None:
-        from scim.protocol.schema import EXTERNAL_ID
-
         yield None, EXTERNAL_ID, ext_id
 
 

@@ -507,6 +507,23 @@ class Repository:
                 except (AssertionFailed, NoSuchAttribute):
                     continue  # this entry does not refer to old_dn by attr (any more)
 
+    def drop_references(self, dn: str, attributes: Iterable[str]) -> None:
+        """Remove ``dn`` from the given reference attributes of the tenant's people now.
+
+        Used before deleting a user: refint would do it later, in a background task, and
+        for ``manager`` it writes its placeholder DN instead of removing the value.
+        """
+        value = escape_filter_chars(dn)
+        for attr in attributes:
+            condition = f"({attr}={value})"
+            reports, _ = self.search(self.tenant.people_dn, condition, ["1.1"])
+            for report in reports:
+                try:
+                    self.modify(report.dn, {attr: [(MODIFY_DELETE, [dn])]},
+                                condition=condition)
+                except AssertionFailed:
+                    continue  # refint or another writer removed it first
+
     def replace_members(self, dn: str, members: list[str],
                         other: dict[str, list[tuple[str, list[str]]]] | None = None, *,
                         csn: str | None = None) -> dict[str, list[Any]]:

@@ -47,7 +47,7 @@ def find(ctx: Context, scim_id: str, groups: bool = True) -> Entry:
 
 
 def _manager_dns(ctx: Context, entries: list[Entry]) -> list[str]:
-    rows = [r for r in ctx.mapping.user.rows if r.codec == "reference"]
+    rows = ctx.mapping.user.references
     return [v for e in entries for r in rows for v in e.values(r.ldap)]
 
 
@@ -193,7 +193,7 @@ def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Chang
         cur = [str(v) for v in entry.values(r.ldap)]
         if len(cur) > 1 and cur[:1] == desired.get(r.ldap):
             del changes[r.ldap]
-    for r in (r for r in mapping.rows if r.codec == "reference"):
+    for r in mapping.references:
         cur, new = entry.values(r.ldap), desired.get(r.ldap, [])
         if r.ldap in changes and len(cur) == len(new) == 1 and \
                 normalise_dn(str(cur[0])) == normalise_dn(new[0]):
@@ -342,20 +342,8 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
         entry = find(ctx, scim_id, groups=False)
         check_if_match(if_match, entry)
         ctx.repo.remove_from_all_groups(entry.dn)
-        _drop_references(ctx, entry.dn)
+        ctx.repo.drop_references(entry.dn, [r.ldap for r in ctx.mapping.user.references])
         try:
             ctx.repo.delete(entry.dn)
         except de.NoSuchEntry:
             raise not_found("User", scim_id) from None
-
-
-def _drop_references(ctx: Context, dn: str) -> None:
-    """Remove ``dn`` from every user's reference attributes (``manager``) now."""
-    value = "".join(f"\\{ord(c):02x}" if c in "\\*()\0" else c for c in dn)
-    for attr in (r.ldap for r in ctx.mapping.user.rows if r.codec == "reference"):
-        condition = f"({attr}={value})"
-        reports, _ = ctx.repo.search(ctx.repo.tenant.people_dn, condition, ["1.1"])
-        for report in reports:
-            with suppress(de.AssertionFailed):  # refint or another writer was first
-                ctx.repo.modify(report.dn, {attr: [(MODIFY_DELETE, [dn])]},
-                                condition=condition)

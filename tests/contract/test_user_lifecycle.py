@@ -32,13 +32,6 @@ def eq(attr, value):
     return quote(f"{attr} eq {json.dumps(value)}", safe="")
 
 
-@pytest.fixture
-def adele(scim):
-    r = scim.post("/Users", entra.user())
-    assert r.status_code == 201, r.json
-    return r.json
-
-
 # --- create --------------------------------------------------------------------------
 
 

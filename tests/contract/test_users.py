@@ -68,12 +68,6 @@ def full_entra_user(user_name: str = "Adele.Vance@contoso.com",
     return body
 
 
-@pytest.fixture
-def boss(scim: Scim) -> dict[str, Any]:
-    return create(scim, {**entra.minimal_user("Megan.Bowen@contoso.com"),
-                         "displayName": "Megan Bowen"})
-
-
 # --- POST: Entra's body -------------------------------------------------------------------
 
 

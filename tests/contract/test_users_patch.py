@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from tests import entra
-from tests.conftest import Scim
 from tests.contract.users_support import (
     ABSENT_ID,
     ENTERPRISE,
     LOCKED,
+    MANAGER,
+    WORK_EMAIL,
     assert_error,
     create,
     ldap_of,
@@ -25,21 +26,6 @@ from tests.contract.users_support import (
     snapshot,
 )
 from tests.entra import patch
-
-WORK_EMAIL = 'emails[type eq "work"].value'
-MANAGER = f"{ENTERPRISE}:manager"
-
-
-@pytest.fixture
-def adele(scim: Scim) -> dict[str, Any]:
-    return create(scim, entra.user())
-
-
-@pytest.fixture
-def boss(scim: Scim) -> dict[str, Any]:
-    return create(scim, {**entra.minimal_user("Megan.Bowen@contoso.com"),
-                         "displayName": "Megan Bowen"})
-
 
 # --- (a) (b) default mode: one op per attribute, capitalised ops -------------------------
 

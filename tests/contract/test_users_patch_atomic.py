@@ -18,6 +18,8 @@ from tests.contract.users_support import (
     ABSENT_ID,
     ENTERPRISE,
     LOCKED,
+    MANAGER,
+    WORK_EMAIL,
     assert_error,
     create,
     group_members,
@@ -30,21 +32,6 @@ from tests.contract.users_support import (
     without_meta,
 )
 from tests.entra import patch
-
-WORK_EMAIL = 'emails[type eq "work"].value'
-MANAGER = f"{ENTERPRISE}:manager"
-
-
-@pytest.fixture
-def adele(scim: Scim) -> dict[str, Any]:
-    return create(scim, entra.user())
-
-
-@pytest.fixture
-def boss(scim: Scim) -> dict[str, Any]:
-    return create(scim, {**entra.minimal_user("Megan.Bowen@contoso.com"),
-                         "displayName": "Megan Bowen"})
-
 
 # --- (j) rename -------------------------------------------------------------------------------
 

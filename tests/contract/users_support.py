@@ -179,6 +179,10 @@ def assert_error(response: Any, status: int, scim_type: str | None, *names: str)
         assert name.lower() in body["detail"].lower(), (name, body["detail"])
 
 
+WORK_EMAIL = 'emails[type eq "work"].value'
+MANAGER = f"{ENTERPRISE}:manager"
+
+
 def create(scim: Any, body: dict[str, Any]) -> dict[str, Any]:
     r = scim.post("/Users", body)
     assert r.status_code == 201, r.json
