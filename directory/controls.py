@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from ldap3.operation.search import compile_filter, parse_filter
-from ldap3.protocol.rfc4527 import post_read_control
-from pyasn1.codec.ber import encoder
+from directory import ber
 
 #: Operational attributes that make SCIM ``id`` and ``meta``.
 META_ATTRIBUTES = ["entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
@@ -14,17 +10,21 @@ META_ATTRIBUTES = ["entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"
 #: deleting an absent one succeeds, which makes Entra's retries harmless.
 PERMISSIVE_MODIFY = ("1.2.840.113556.1.4.1413", False, None)
 POST_READ_OID = "1.3.6.1.1.13.2"
+PAGED_OID = "1.2.840.113556.1.4.319"
+
+_POST_READ = (POST_READ_OID, False, ber.attribute_list(META_ATTRIBUTES))
 
 
-_POST_READ = post_read_control(META_ATTRIBUTES, criticality=False)
-
-
-def post_read() -> Any:
+def post_read() -> ber.Control:
     """RFC 4527 post-read control asking for the meta attributes (encoded once)."""
     return _POST_READ
 
 
-def assertion(ldap_filter: str) -> tuple[str, bool, bytes]:
+def assertion(ldap_filter: str) -> ber.Control:
     """RFC 4528 assertion control: the operation applies only if the filter holds."""
-    node = parse_filter(ldap_filter, None, True, True, None, False)
-    return ("1.3.6.1.1.12", True, encoder.encode(compile_filter(node.elements[0])))
+    return ("1.3.6.1.1.12", True, ber.assertion_value(ldap_filter))
+
+
+def paged(size: int, cookie: bytes | None) -> ber.Control:
+    """RFC 2696 simple paged results, not critical (as ldap3 sends it)."""
+    return (PAGED_OID, False, ber.paged_value(size, cookie))

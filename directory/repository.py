@@ -25,12 +25,13 @@ from ldap3 import (
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
-from directory import deref
+from directory import deref, wire
 from directory.controls import (
     META_ATTRIBUTES,
     PERMISSIVE_MODIFY,
     POST_READ_OID,
     assertion,
+    paged,
     post_read,
 )
 from directory.dn import normalise_dn
@@ -151,13 +152,11 @@ class Repository:
                paged_size: int | None = None, paged_cookie: bytes | None = None,
                controls: list[Any] | None = None) -> tuple[list[Entry], dict[str, Any]]:
         """Search; returns entries and the result (for paging/sort controls)."""
-        kwargs: dict[str, Any] = {"attributes": list(attributes), "size_limit": size_limit}
+        sent = list(controls or [])
         if paged_size is not None:
-            kwargs["paged_size"] = paged_size
-            kwargs["paged_cookie"] = paged_cookie
-        if controls:
-            kwargs["controls"] = controls
-        result = self._call(self.conn.search, base, ldap_filter, scope, **kwargs)
+            sent.append(paged(paged_size, paged_cookie))
+        result = self._call(wire.search, self.conn, base, scope, ldap_filter,
+                            list(attributes), size_limit=size_limit, controls=sent)
         entries = [Entry(r["dn"], _lower(r.get("attributes")))
                    for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
         return entries, result
@@ -210,7 +209,8 @@ class Repository:
 
     def add(self, dn: str, object_classes: list[str], attrs: dict[str, list[str]]) -> Entry:
         """Add an entry; returns it with the server's meta values (one round trip)."""
-        result = self._call(self.conn.add, dn, object_classes, attrs, controls=[post_read()])
+        result = self._call(wire.add, self.conn, dn, {"objectClass": object_classes, **attrs},
+                            controls=[post_read()])
         stored = {k.lower(): list(v) for k, v in attrs.items()}
         return Entry(dn, {**stored, **self._post_read(result)})
 
@@ -229,7 +229,7 @@ class Repository:
             controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
         if permissive:
             controls.append(PERMISSIVE_MODIFY)
-        result = self._call(self.conn.modify, dn, changes, controls=controls)
+        result = self._call(wire.modify, self.conn, dn, changes, controls=controls)
         return self._post_read(result)
 
     def rename(self, dn: str, rdn_attr: str, value: str, *,
@@ -239,13 +239,12 @@ class Repository:
         if csn:
             controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
         new_rdn = f"{rdn_attr}={escape_rdn(value)}"
-        result = self._call(self.conn.modify_dn, dn, new_rdn, delete_old_dn=True,
-                            controls=controls)
+        result = self._call(wire.modify_dn, self.conn, dn, new_rdn, controls=controls)
         parent = dn.split(",", 1)[1] if "," in dn else ""
         return f"{new_rdn},{parent}", self._post_read(result)
 
     def delete(self, dn: str) -> None:
-        self._call(self.conn.delete, dn)
+        self._call(wire.delete, self.conn, dn)
 
     # -- lookups --------------------------------------------------------------------
 
@@ -478,7 +477,7 @@ class Repository:
         """The values that are members now (compare: one cheap operation each)."""
         present = []
         for value in values:
-            result = self._call(self.conn.compare, dn, "member", value)
+            result = self._call(wire.compare, self.conn, dn, "member", value)
             if result.get("result") == 6:  # compareTrue
                 present.append(value)
         return present
