@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any
+
+from ldap3.core.results import RESULT_CODES
 
 #: A control as ldap3 takes it: (OID, criticality, encoded value or None).
 Control = tuple[str, bool, bytes | None]
@@ -258,3 +261,155 @@ def attribute_list(attributes: Sequence[str]) -> bytes:
 def paged_value(size: int, cookie: bytes | None) -> bytes:
     """RFC 2696 realSearchControlValue."""
     return sequence((integer(size), octets(cookie or b"")))
+
+
+# --- responses (RFC 4511 §4.1.9, §4.5.2) ----------------------------------------------
+
+#: Protocol-op tags of the responses we decode → ldap3's names for them.
+RESPONSE_TYPES = {
+    0x61: "bindResponse", 0x65: "searchResDone", 0x67: "modifyResponse",
+    0x69: "addResponse", 0x6B: "delResponse", 0x6D: "modDNResponse",
+    0x6F: "compareResponse", 0x78: "extendedResp", 0x79: "intermediateResponse",
+}
+SEARCH_RESULT_ENTRY = 0x64
+SEARCH_RESULT_REFERENCE = 0x73
+PAGED_RESPONSE_OID = "1.2.840.113556.1.4.319"
+READ_ENTRY_OIDS = ("1.3.6.1.1.13.1", "1.3.6.1.1.13.2")
+
+
+class DecodeError(ValueError):
+    """The bytes are not an LDAP message we understand."""
+
+
+def _header(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, first content byte, end of content) of the TLV starting at ``pos``."""
+    try:
+        tag, first = data[pos], data[pos + 1]
+    except IndexError:
+        raise DecodeError("truncated message") from None
+    if first < 0x80:
+        start = pos + 2
+        end = start + first
+    else:
+        start = pos + 2 + (first & 0x7F)
+        end = start + int.from_bytes(data[pos + 2:start], "big")
+    if end > len(data):
+        raise DecodeError("truncated message")
+    return tag, start, end
+
+
+def message_size(data: bytes | bytearray, pos: int = 0) -> int:
+    """Bytes of the complete message starting at ``pos``, or -1 if its header is short."""
+    available = len(data) - pos
+    if available < 2:
+        return -1
+    first = data[pos + 1]
+    if first < 0x80:
+        return 2 + first
+    n = first & 0x7F
+    if available < 2 + n:
+        return -1
+    return 2 + n + int.from_bytes(data[pos + 2:pos + 2 + n], "big")
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    out = []
+    while start < end:
+        item = _header(data, start)
+        out.append(item)
+        start = item[2]
+    return out
+
+
+def _text(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def _attributes(data: bytes, start: int, end: int) -> dict[str, list[Any]]:
+    """PartialAttributeList → {type: [value, …]} (text where it is UTF-8)."""
+    attrs: dict[str, list[Any]] = {}
+    for _, s, _e in _children(data, start, end):
+        _, ts, te = _header(data, s)
+        _, vs, ve = _header(data, te)
+        attrs[data[ts:te].decode("utf-8")] = [_text(data[a:b]) for _, a, b in
+                                              _children(data, vs, ve)]
+    return attrs
+
+
+def _int(data: bytes, start: int, end: int) -> int:
+    return int.from_bytes(data[start:end], "big", signed=True)
+
+
+def _result(data: bytes, start: int, end: int) -> dict[str, Any]:
+    parts = _children(data, start, end)
+    if len(parts) < 3:
+        raise DecodeError("short LDAPResult")
+    code = _int(data, parts[0][1], parts[0][2])
+    out: dict[str, Any] = {
+        "result": code, "description": RESULT_CODES.get(code, "unknown"),
+        "dn": data[parts[1][1]:parts[1][2]].decode("utf-8", "replace"),
+        "message": data[parts[2][1]:parts[2][2]].decode("utf-8", "replace"),
+        "referrals": None,
+    }
+    for tag, s, e in parts[3:]:
+        if tag == 0xA3:
+            out["referrals"] = [data[a:b].decode("utf-8", "replace")
+                                for _, a, b in _children(data, s, e)]
+        elif tag == 0x8A:
+            out["responseName"] = data[s:e].decode("utf-8", "replace")
+        elif tag == 0x8B:
+            out["responseValue"] = data[s:e]
+    return out
+
+
+def _control(data: bytes, start: int, end: int) -> tuple[str, dict[str, Any]]:
+    parts = _children(data, start, end)
+    oid = data[parts[0][1]:parts[0][2]].decode("ascii", "replace")
+    critical, value = False, None
+    for tag, s, e in parts[1:]:
+        if tag == BOOLEAN:
+            critical = data[s:e] != b"\x00"
+        elif tag == OCTET_STRING:
+            value = data[s:e]
+    decoded: Any = value
+    if value is not None and oid == PAGED_RESPONSE_OID:
+        _, s, e = _header(value, 0)
+        size, cookie = _children(value, s, e)[:2]
+        decoded = {"size": _int(value, size[1], size[2]), "cookie": value[cookie[1]:cookie[2]]}
+    elif value is not None and oid in READ_ENTRY_OIDS:
+        _, s, e = _header(value, 0)
+        _, _, dn_end = _header(value, s)
+        _, a, b = _header(value, dn_end)
+        decoded = {"result": _attributes(value, a, b)}
+    return oid, {"criticality": critical, "value": decoded}
+
+
+def decode_message(data: bytes) -> tuple[int, dict[str, Any]]:
+    """One complete LDAPMessage → (message id, response dict as ldap3 shapes it)."""
+    _, start, end = _header(data, 0)
+    _, s, e = _header(data, start)
+    message_id = _int(data, s, e)
+    tag, s, op_end = _header(data, e)
+    if tag == SEARCH_RESULT_ENTRY:
+        _, ds, de = _header(data, s)
+        _, a, b = _header(data, de)
+        response: dict[str, Any] = {"type": "searchResEntry",
+                                    "dn": data[ds:de].decode("utf-8", "replace"),
+                                    "attributes": _attributes(data, a, b)}
+    elif tag == SEARCH_RESULT_REFERENCE:
+        response = {"type": "searchResRef",
+                    "uri": [data[a:b].decode("utf-8", "replace")
+                            for _, a, b in _children(data, s, op_end)]}
+    elif tag in RESPONSE_TYPES:
+        response = {"type": RESPONSE_TYPES[tag], **_result(data, s, op_end)}
+    else:
+        raise DecodeError(f"unexpected protocol op 0x{tag:02x}")
+    if op_end < end:
+        ctag, cs, ce = _header(data, op_end)
+        if ctag == 0xA0:
+            response["controls"] = dict(_control(data, a, b)
+                                        for _, a, b in _children(data, cs, ce))
+    return message_id, response

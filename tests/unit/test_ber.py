@@ -138,3 +138,108 @@ def test_integers_and_lengths_match_ldap3(n: int) -> None:
                                False, None, False)
     ours = ber.message(n or 1, ber.search_request("", 0, "(a=*)", ["x" * (n % 300)], n))
     assert ours == ldap3_message("searchRequest", request, n or 1)
+
+
+# --- responses: decoded as ldap3 decodes them --------------------------------------------
+
+
+def ldap3_decode(data: bytes) -> dict:
+    from ldap3 import Connection, Server
+    from ldap3.utils.asn1 import decode_message_fast
+
+    conn = Connection(Server("localhost"), check_names=False)
+    decoded = conn.strategy.decode_response_fast(decode_message_fast(data))
+    if "attributes" in decoded:
+        decoded["attributes"] = dict(decoded["attributes"])
+    return decoded
+
+
+def entry_message(message_id: int, dn: str, attrs: dict[str, list[bytes]],
+                  controls: list | None = None) -> bytes:
+    body = ber.sequence((ber.octets(dn), ber.sequence(
+        ber.sequence((ber.octets(k), ber.sequence((ber.octets(v) for v in vs), ber.SET)))
+        for k, vs in attrs.items())), 0x64)
+    return ber.message(message_id, body, controls or [])
+
+
+def result_message(message_id: int, tag: int, code: int, matched: str = "",
+                   text: str = "", extra: bytes = b"", controls: list | None = None) -> bytes:
+    body = ber.sequence((ber.integer(code, ber.ENUMERATED), ber.octets(matched),
+                         ber.octets(text), extra), tag)
+    return ber.message(message_id, body, controls or [])
+
+
+def test_entry_decodes_as_ldap3_does() -> None:
+    data = entry_message(12, "uid=adèle,ou=People,dc=x", {
+        "uid": [b"ad\xc3\xa8le"], "cn": [b"Ad\xc3\xa8le", b"Second"],
+        "jpegPhoto": [b"\xff\xd8\xff"], "entryUUID": [b"4bbc3050-7f9d-1041-8c95-fb5a160eb0d8"]})
+    message_id, ours = ber.decode_message(data)
+    theirs = ldap3_decode(data)
+    assert message_id == 12
+    assert ours["type"] == theirs["type"] == "searchResEntry"
+    assert ours["dn"] == theirs["dn"]
+    # ldap3 turns bytes that are not UTF-8 into latin-1 text; we keep them as bytes
+    assert ours["attributes"].pop("jpegPhoto") == [b"\xff\xd8\xff"]
+    theirs["attributes"].pop("jpegPhoto")
+    assert ours["attributes"] == theirs["attributes"]
+
+
+@pytest.mark.parametrize(("tag", "kind"), [(0x65, "searchResDone"), (0x67, "modifyResponse"),
+                                           (0x69, "addResponse"), (0x6B, "delResponse"),
+                                           (0x6D, "modDNResponse"), (0x6F, "compareResponse")])
+@pytest.mark.parametrize("code", [0, 6, 16, 32, 65, 68, 122])
+def test_results_decode_as_ldap3_does(tag: int, kind: str, code: int) -> None:
+    data = result_message(3, tag, code, "ou=People,dc=x", "diagnostic text")
+    _, ours = ber.decode_message(data)
+    theirs = ldap3_decode(data)
+    for key in ("type", "result", "description", "dn", "message"):
+        assert ours[key] == theirs[key], key
+    assert ours["type"] == kind
+
+
+def test_referrals_and_extended_names() -> None:
+    referral = ber.sequence((ber.octets("ldap://other/dc=x"),), 0xA3)
+    _, ours = ber.decode_message(result_message(4, 0x65, 10, extra=referral))
+    assert ours["referrals"] == ["ldap://other/dc=x"]
+    notice = ber.octets("1.3.6.1.4.1.1466.20036", 0x8A)
+    message_id, ours = ber.decode_message(result_message(0, 0x78, 52, extra=notice))
+    assert (message_id, ours["type"], ours["responseName"]) == (
+        0, "extendedResp", "1.3.6.1.4.1.1466.20036")
+
+
+def test_response_controls_decode_as_ldap3_does() -> None:
+    post_read = ber.sequence((ber.octets("uid=a,dc=x"), ber.sequence((
+        ber.sequence((ber.octets("entryUUID"), ber.sequence((ber.octets("u-1"),), ber.SET))),
+        ber.sequence((ber.octets("entryCSN"), ber.sequence((ber.octets("c#1"),), ber.SET))),
+    ))))
+    controls = [("1.3.6.1.1.13.2", False, post_read),
+                ("1.2.840.113556.1.4.319", False, ber.paged_value(0, b"\x01\x02")),
+                ("2.16.840.1.113730.3.4.10", True, b"0\x03\x02\x01\x05")]
+    data = result_message(5, 0x67, 0, controls=controls)
+    _, ours = ber.decode_message(data)
+    theirs = ldap3_decode(data)
+    for oid in ("1.3.6.1.1.13.2", "1.2.840.113556.1.4.319", "2.16.840.1.113730.3.4.10"):
+        value = theirs["controls"][oid]["value"]
+        if oid == "1.3.6.1.1.13.2":
+            value = {"result": dict(value["result"])}
+        assert ours["controls"][oid]["value"] == value
+        assert ours["controls"][oid]["criticality"] == theirs["controls"][oid]["criticality"]
+
+
+def test_entry_controls_keep_raw_values() -> None:
+    data = entry_message(6, "cn=g,dc=x", {}, [("1.3.6.1.4.1.4203.666.5.16", False, b"0\x00")])
+    _, ours = ber.decode_message(data)
+    assert ours["attributes"] == {}
+    assert ours["controls"]["1.3.6.1.4.1.4203.666.5.16"]["value"] == b"0\x00"
+
+
+def test_message_size_and_truncation() -> None:
+    data = entry_message(7, "cn=" + "x" * 300, {"cn": [b"y" * 300]})
+    assert ber.message_size(data) == len(data)
+    assert ber.message_size(data[:1]) == -1
+    assert ber.message_size(data[:3]) == -1  # long-form length not all there yet
+    assert ber.message_size(b"\x00" * 5 + data, 5) == len(data)
+    with pytest.raises(ber.DecodeError):
+        ber.decode_message(data[:-10])
+    with pytest.raises(ber.DecodeError):
+        ber.decode_message(ber.message(1, ber.octets("x", 0x42)))
