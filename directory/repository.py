@@ -284,6 +284,39 @@ class Repository:
                     found[e.uuid.lower()] = e
         return found
 
+    def find_with_ids(self, kind: str, scim_id: str, attributes: Iterable[str],
+                      ids: Iterable[str]) -> tuple[Entry | None, dict[str, Entry]] | None:
+        """:meth:`find_by_id` and :meth:`resolve_ids` (users and groups) in ONE search.
+
+        A member PATCH needs the group and the entries its member ids name; asking for
+        both at once saves a round trip. Returns None when the ids need more than one
+        batch (then the caller makes the two calls).
+        """
+        wanted = list(dict.fromkeys(ids))
+        if len(wanted) >= BATCH:
+            return None
+        base, cls = self._base(kind)
+        own = f"(&(objectClass={cls})(entryUUID={escape_filter_chars(scim_id)}))"
+        ors = "".join(f"(entryUUID={escape_filter_chars(x)})" for x in wanted)
+        flt = (f"(|{own}(&(|(objectClass={USER_CLASS})(objectClass={GROUP_CLASS}))"
+               f"(|{ors})))") if wanted else own
+        entries, _ = self.search(self.tenant.base_dn, flt,
+                                 ["entryUUID", "objectClass", *attributes, *META_ATTRIBUTES])
+        suffix = "," + normalise_dn(base)
+        found: dict[str, Entry] = {}
+        entry = None
+        wanted_keys = {x.lower() for x in wanted}
+        for e in entries:
+            if not self.in_tenant(e.dn):
+                continue
+            key = e.uuid.lower()
+            if key == scim_id.lower() and normalise_dn(e.dn).endswith(suffix) and \
+                    cls.lower() in {str(c).lower() for c in e.values("objectClass")}:
+                entry = e
+            if key in wanted_keys:
+                found[key] = e
+        return entry, found
+
     def resolve_dns(self, dns: Iterable[str], attributes: Iterable[str]) -> dict[str, Entry]:
         """Map DNs (normalised) to entries within this tenant, batched."""
         suffixes = self._tenant_suffixes()

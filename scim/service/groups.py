@@ -105,17 +105,19 @@ def get(ctx: Context, scim_id: str, members: bool = True) -> dict:
         return _resource(ctx, entry, [_member(ctx, m.uuid, m.is_group) for m in listed])
 
 
-def _member_dns(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "") -> list[str]:
-    return [e.dn for e in _member_entries(ctx, ids, strict=strict, self_dn=self_dn)]
+def _member_dns(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "",
+                resolved: dict[str, Entry] | None = None) -> list[str]:
+    return [e.dn for e in _member_entries(ctx, ids, strict=strict, self_dn=self_dn,
+                                          resolved=resolved)]
 
 
-def _member_entries(ctx: Context, ids: list[str], *, strict: bool,
-                    self_dn: str = "") -> list[Entry]:
-    """Resolve member ids (one search per batch), one entry each. Unknown ids → 400 when
-    strict, else left out."""
+def _member_entries(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "",
+                    resolved: dict[str, Entry] | None = None) -> list[Entry]:
+    """Resolve member ids (one search per batch, unless ``resolved`` already holds them),
+    one entry each. Unknown ids → 400 when strict, else left out."""
     _check_member_count(ctx, len(ids))
     valid = [i for i in ids if valid_id(i)]
-    found = ctx.repo.resolve_ids(valid) if valid else {}
+    found = resolved if resolved is not None else ctx.repo.resolve_ids(valid) if valid else {}
     missing = [i for i in ids if i.lower() not in found]
     if missing and strict:
         shown = ", ".join(repr(m) for m in missing[:5])
@@ -192,7 +194,7 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
 
 
 def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPlan,
-           guarded: bool) -> None:
+           guarded: bool, resolved: dict[str, Entry] | None = None) -> None:
     """Resolve members, then rename and one modify (undoing the rename on failure).
 
     Member deltas commute (Permissive Modify makes them idempotent), so a member-only
@@ -201,12 +203,15 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
     """
     replacement = plan.final_replacement()
     if replacement is not None:
-        new_members = _member_dns(ctx, replacement, strict=True, self_dn=entry.dn)
+        new_members = _member_dns(ctx, replacement, strict=True, self_dn=entry.dn,
+                                  resolved=resolved)
         add_dns, remove_dns = [], []
     else:
         new_members = []
-        add_dns = _member_dns(ctx, list(plan.add.values()), strict=True, self_dn=entry.dn)
-        remove_dns = _member_dns(ctx, list(plan.remove.values()), strict=False)
+        add_dns = _member_dns(ctx, list(plan.add.values()), strict=True, self_dn=entry.dn,
+                              resolved=resolved)
+        remove_dns = _member_dns(ctx, list(plan.remove.values()), strict=False,
+                                 resolved=resolved)
     changes = _attribute_changes(ctx, entry, resource)
     dn, csn, old = _rename_if_needed(ctx, entry, resource)
     renamed = dn != entry.dn
@@ -224,14 +229,30 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
         raise
 
 
-def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> None:
+def _read(ctx: Context, scim_id: str, member_ids: list[str]) -> tuple[Entry, dict | None]:
+    """The group, and the entries of ``member_ids`` when one search can bring both."""
+    valid = [i for i in member_ids if valid_id(i)]
+    both = ctx.repo.find_with_ids("Group", scim_id, read_attributes(ctx, False), valid) \
+        if valid and valid_id(scim_id) else None
+    if both is None:
+        return find(ctx, scim_id), None
+    entry, resolved = both
+    if entry is None:
+        raise not_found("Group", scim_id)
+    return entry, resolved
+
+
+def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any,
+             member_ids: list[str] | None = None) -> None:
+    """Read, build, write; re-run on a concurrent change. The first read also resolves
+    ``member_ids`` (one search for a member PATCH); re-runs resolve them again."""
     with directory_errors(ctx.options.retry_after):
-        for _ in range(ATTEMPTS):
-            entry = find(ctx, scim_id)
+        for attempt in range(ATTEMPTS):
+            entry, resolved = _read(ctx, scim_id, (member_ids or []) if attempt == 0 else [])
             check_if_match(if_match, entry)
             resource, plan = build(entry)
             try:
-                _apply(ctx, entry, resource, plan, guarded=bool(if_match))
+                _apply(ctx, entry, resource, plan, guarded=bool(if_match), resolved=resolved)
                 return
             except de.AssertionFailed:
                 if if_match:
@@ -251,7 +272,8 @@ def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) ->
         patched = scim_patch.apply(current, rest, GROUP) if rest else current
         return load_resource(patched, GROUP, check_schemas=False), plan
 
-    _guarded(ctx, scim_id, if_match, build)
+    _guarded(ctx, scim_id, if_match, build,
+             [*plan.add.values(), *plan.remove.values(), *(plan.replace or {}).values()])
 
 
 def replace(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> dict:

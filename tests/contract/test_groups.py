@@ -24,6 +24,7 @@ from tests.contract.groups_support import (
     make_group,
     member_ids,
     member_of,
+    members_patch,
     people_fixture,  # noqa: F401 - the people fixture
     placeholder,
     udn,
@@ -267,3 +268,19 @@ def test_full_get_of_a_big_group_takes_a_few_searches(scim, ldap, base_dn, monke
     assert set(counts) == {"search"}
     assert counts["search"] == (2 if deref else 2 + -(-(n + 3) // BATCH))
     assert len(group_by_id(ldap, base_dn, gid).members) == n + 3
+
+
+def test_member_patch_is_one_search_and_one_modify(scim, people, monkeypatch):
+    """The group and the members a PATCH names are found by ONE search (then the write)."""
+    ann, bob, cat = (people[n] for n in sorted(people)[:3])
+    gid = make_group(scim, "Ops", [ann])
+    counts = count_operations(monkeypatch)
+    body = members_patch("Add", bob, cat)
+    body["Operations"] += members_patch("Remove", ann)["Operations"]
+    assert scim.patch(f"/Groups/{gid}", body).status_code == 204
+    assert counts == {"search": 1, "modify": 1}
+    assert sorted(member_ids(scim.get(f"/Groups/{gid}").json)) == sorted([bob, cat])
+    counts.clear()
+    r = scim.patch(f"/Groups/{gid}", members_patch("Add", gid))
+    assert r.status_code == 400  # itself: refused after the one search, nothing written
+    assert counts == {"search": 1}
