@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ldap3.utils.conv import escape_filter_chars
+
 from directory import ber
 
 #: Operational attributes that make SCIM ``id`` and ``meta``.
@@ -28,3 +30,11 @@ def assertion(ldap_filter: str) -> ber.Control:
 def paged(size: int, cookie: bytes | None) -> ber.Control:
     """RFC 2696 simple paged results, not critical (as ldap3 sends it)."""
     return (PAGED_OID, False, ber.paged_value(size, cookie))
+
+
+def matched_values(whole: list[str], attribute: str, values: list[str]) -> ber.Control:
+    """RFC 3876 values return filter: every value of ``whole``, and of ``attribute`` only
+    the given values. Not critical: a server without it returns every value."""
+    items = [ber.filter_ber(f"({a}=*)") for a in whole]
+    items += [ber.filter_ber(f"({attribute}={escape_filter_chars(v)})") for v in values]
+    return ("1.2.826.0.1.3344810.2.3", False, ber.sequence(items))

@@ -31,6 +31,7 @@ from directory.controls import (
     PERMISSIVE_MODIFY,
     POST_READ_OID,
     assertion,
+    matched_values,
     paged,
     post_read,
 )
@@ -330,6 +331,52 @@ class Repository:
                 found[normalise_dn(e.dn)] = e
         return found
 
+    def resolve_with_parents(self, dns: Iterable[str], children: Iterable[str],
+                             attributes: Iterable[str]
+                             ) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
+        """:meth:`resolve_dns`, and in the same searches the tenant's groups that list any
+        of ``children`` (group DNs) as a direct member.
+
+        Returns the entries found by normalised DN, and the parent groups by normalised
+        child DN. The parents' ``member`` values come back cut down to the children asked
+        about (RFC 3876 matched values), so a 100,000-member parent costs nothing extra;
+        a server ignoring the control sends them all and the filter here still holds.
+        """
+        people, groups = self._tenant_suffixes()
+        wanted = {normalise_dn(d): d for d in dns}
+        wanted = {k: v for k, v in wanted.items() if k.endswith((people, groups))}
+        kids = {normalise_dn(c): c for c in children}
+        kids = {k: v for k, v in kids.items() if k.endswith(groups)}
+        clauses = [("entryDN", d) for d in wanted.values()] + \
+            [("member", c) for c in kids.values()]
+        asked = ["entryUUID", "objectClass", *attributes]
+        found: dict[str, Entry] = {}
+        parents: dict[str, list[Entry]] = {}
+        for i in range(0, len(clauses), BATCH):
+            chunk = clauses[i:i + BATCH]
+            ors = "".join(f"(entryDN={escape_filter_chars(v)})" for k, v in chunk
+                          if k == "entryDN")
+            members = [v for k, v in chunk if k == "member"]
+            controls = []
+            if members:
+                ors += (f"(&(objectClass={GROUP_CLASS})(|"
+                        + "".join(f"(member={escape_filter_chars(m)})" for m in members)
+                        + "))")
+                controls = [matched_values(asked, "member", members)]
+            entries, _ = self.search(self.tenant.base_dn, f"(|{ors})",
+                                     [*asked, *(["member"] if members else [])],
+                                     controls=controls)
+            for e in entries:
+                norm = normalise_dn(e.dn)
+                if norm in wanted:
+                    found[norm] = e
+                if members and norm.endswith(groups):
+                    for value in e.values("member"):
+                        child = normalise_dn(str(value))
+                        if child in kids:
+                            parents.setdefault(child, []).append(e)
+        return found, parents
+
     def groups_with_member(self, dns: list[str], attributes: Iterable[str]) -> list[Entry]:
         """Groups of this tenant that list any of ``dns`` as a direct member (batched)."""
         found: dict[str, Entry] = {}
@@ -539,20 +586,36 @@ class Repository:
                 except (AssertionFailed, NoSuchAttribute):
                     continue  # this entry does not refer to old_dn by attr (any more)
 
-    def drop_references(self, dn: str, attributes: Iterable[str]) -> None:
-        """Remove ``dn`` from the given reference attributes of the tenant's people now.
+    def remove_references(self, dn: str, attributes: Iterable[str]) -> None:
+        """Before deleting a user: take ``dn`` out of every group of the tenant and out
+        of the given reference attributes (``manager``) of the tenant's people.
 
-        Used before deleting a user: refint would do it later, in a background task, and
-        for ``manager`` it writes its placeholder DN instead of removing the value.
+        One search finds both kinds of referrer. refint would do this too, but later, in
+        a background task; it cannot remove a group's last member, and for ``manager``
+        it writes its placeholder DN instead of removing the value.
         """
+        names = list(attributes)
         value = escape_filter_chars(dn)
-        for attr in attributes:
-            condition = f"({attr}={value})"
-            reports, _ = self.search(self.tenant.people_dn, condition, ["1.1"])
-            for report in reports:
+        refer = "".join(f"({a}={value})" for a in names)
+        entries, _ = self.search(
+            self.tenant.base_dn, f"(|(&(objectClass={GROUP_CLASS})(member={value})){refer})",
+            ["objectClass", *names])
+        people, groups = self._tenant_suffixes()
+        target = normalise_dn(dn)
+        for entry in entries:
+            where = normalise_dn(entry.dn)
+            classes = {str(c).lower() for c in entry.values("objectClass")}
+            if where.endswith(groups) and GROUP_CLASS.lower() in classes:
+                self.change_members(entry.dn, [], [dn])
+                continue
+            if not where.endswith(people):
+                continue
+            for attr in names:
+                if not any(normalise_dn(str(v)) == target for v in entry.values(attr)):
+                    continue
                 try:
-                    self.modify(report.dn, {attr: [(MODIFY_DELETE, [dn])]},
-                                condition=condition)
+                    self.modify(entry.dn, {attr: [(MODIFY_DELETE, [dn])]},
+                                condition=f"({attr}={value})")
                 except AssertionFailed:
                     continue  # refint or another writer removed it first
 

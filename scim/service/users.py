@@ -27,6 +27,8 @@ from scim.service.common import (
 #: ppolicy: a pwdAccountLockedTime of this value locks the account until removed.
 LOCKED = "000001010000Z"
 ATTEMPTS = 5
+#: How deep nested groups are followed for a user's indirect ``groups``.
+NESTING_LIMIT = 16
 
 
 def read_attributes(ctx: Context, groups: bool = True) -> list[str]:
@@ -52,14 +54,39 @@ def _manager_dns(ctx: Context, entries: list[Entry]) -> list[str]:
 
 
 def reference_index(ctx: Context, entries: list[Entry], groups: bool) -> dict[str, dict]:
-    """Resolve every DN the entries refer to (managers, groups) in one batched search."""
-    dns = _manager_dns(ctx, entries)
+    """Resolve every DN the entries refer to: managers, groups and the groups those
+    groups are in — one batched search per nesting level (one in all when groups are not
+    nested), for one entry as for a whole page.
+
+    Each value: ``id``, ``display``, ``dn`` and, for groups, ``parents`` (normalised DNs
+    of the groups that list it as a member).
+    """
+    pending = _manager_dns(ctx, entries)
+    children: list[str] = []
     if groups:
-        dns += [g for e in entries for g in e.values("memberOf")]
-    if not dns:
-        return {}
-    found = ctx.repo.resolve_dns(dns, ["displayName", "cn", "objectClass", "scimDerived"])
-    return {dn: {"id": e.uuid, "display": _display(e), "dn": e.dn} for dn, e in found.items()}
+        children = [g for e in entries for g in e.values("memberOf")]
+        pending += children
+    attributes = ["displayName", "cn", "scimDerived"]
+    refs: dict[str, dict] = {}
+    for _ in range(NESTING_LIMIT):  # cycles end through `refs`; depth is bounded
+        if not pending and not children:
+            break
+        found, parents = ctx.repo.resolve_with_parents(pending, children, attributes)
+        refs.update((dn, _reference(e)) for dn, e in found.items())
+        pending, children = [], []
+        for child, above in parents.items():
+            for parent in above:
+                key = normalise_dn(parent.dn)
+                if key not in refs:
+                    refs[key] = _reference(parent)
+                    children.append(parent.dn)
+                if child in refs:
+                    refs[child].setdefault("parents", []).append(key)
+    return refs
+
+
+def _reference(entry: Entry) -> dict:
+    return {"id": entry.uuid, "display": _display(entry), "dn": entry.dn}
 
 
 def _display(entry: Entry) -> str:
@@ -98,21 +125,23 @@ def render(ctx: Context, entry: Entry, refs: dict[str, dict], groups: bool = Tru
 
 
 def group_memberships(ctx: Context, entry: Entry, refs: dict[str, dict]) -> list[dict]:
-    """Direct groups from memberOf, then indirect ones through nested groups."""
+    """Direct groups from memberOf, then indirect ones through nested groups (from the
+    ``parents`` :func:`reference_index` resolved; no directory access here)."""
     direct = [refs[normalise_dn(g)] for g in entry.values("memberOf")
               if normalise_dn(g) in refs]
     out = [_membership(ctx, g["id"], g["display"], "direct") for g in direct]
     seen = {normalise_dn(g["dn"]) for g in direct}
-    frontier = [g["dn"] for g in direct]
-    for _ in range(16):  # nesting depth bound; cycles stop through `seen`
-        parents = [p for p in ctx.repo.groups_with_member(frontier, ["cn"])
-                   if normalise_dn(p.dn) not in seen]
-        if not parents:
-            break
-        for p in parents:
-            seen.add(normalise_dn(p.dn))
-            out.append(_membership(ctx, p.uuid, p.first("cn") or "", "indirect"))
-        frontier = [p.dn for p in parents]
+    frontier = direct
+    while frontier:
+        upper = []
+        for group in frontier:
+            for parent in group.get("parents", []):
+                if parent in refs and parent not in seen:
+                    seen.add(parent)
+                    upper.append(refs[parent])
+                    out.append(_membership(ctx, refs[parent]["id"], refs[parent]["display"],
+                                           "indirect"))
+        frontier = upper
     return out
 
 
@@ -341,8 +370,7 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
     with directory_errors(ctx.options.retry_after):
         entry = find(ctx, scim_id, groups=False)
         check_if_match(if_match, entry)
-        ctx.repo.remove_from_all_groups(entry.dn)
-        ctx.repo.drop_references(entry.dn, [r.ldap for r in ctx.mapping.user.references])
+        ctx.repo.remove_references(entry.dn, [r.ldap for r in ctx.mapping.user.references])
         try:
             ctx.repo.delete(entry.dn)
         except de.NoSuchEntry:

@@ -12,6 +12,7 @@ from ldap3 import BASE, SUBTREE, Connection
 from ldap3.core.exceptions import LDAPNoSuchObjectResult
 from ldap3.utils.conv import escape_filter_chars
 
+from directory.repository import Repository
 from tests import entra
 from tests.conftest import Scim
 
@@ -151,3 +152,17 @@ def people_fixture(scim: Scim) -> dict[str, str]:
         assert r.status_code == 201, r.json
         ids[name] = r.json["id"]
     return ids
+
+
+def count_operations(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """LDAP operations the app makes from now on, by name (search, modify, …)."""
+    counts: dict[str, int] = {}
+    original = Repository._call
+
+    def counting(self: Repository, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(fn, "__name__", "call")
+        counts[name] = counts.get(name, 0) + 1
+        return original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(Repository, "_call", counting)
+    return counts

@@ -8,8 +8,6 @@ test_groups_concurrency.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from directory.repository import BATCH, Repository
@@ -17,6 +15,7 @@ from tests import entra
 from tests.contract.groups_support import (
     ABSENT,
     assert_error,
+    count_operations,
     eq,
     gdn,
     group_by_id,
@@ -228,19 +227,6 @@ def test_member_filters_and_counts_never_see_the_placeholder(scim, base_dn, peop
 
 
 # --- a full GET of a big group --------------------------------------------------------------
-
-
-def count_operations(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    original = Repository._call
-
-    def counting(self: Repository, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        name = getattr(fn, "__name__", "call")
-        counts[name] = counts.get(name, 0) + 1
-        return original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(Repository, "_call", counting)
-    return counts
 
 
 @pytest.mark.parametrize("deref", [True, False], ids=["deref", "batched"])

@@ -12,6 +12,7 @@ from tests.contract.groups_support import (
     ABSENT,
     assert_error,
     assert_valid_membership,
+    count_operations,
     entry_dn,
     eq,
     gdn,
@@ -294,3 +295,43 @@ def test_stale_if_match_is_412_and_changes_nothing(scim, ldap, base_dn, people):
         udn(base_dn, n) for n in ("ann", "bob", "cid"))
     current = scim.get(f"/Groups/{gid}").headers["ETag"]
     assert scim.delete(f"/Groups/{gid}", headers={"If-Match": current}).status_code == 204
+
+
+def test_a_users_groups_cost_one_search_per_nesting_level(scim, ldap, base_dn, people,
+                                                          monkeypatch):
+    inner = make_group(scim, "Inner", [people["ann"]])
+    make_group(scim, "Solo", [people["bob"]])
+    counts = count_operations(monkeypatch)
+    solo = scim.get(f"/Users/{people['bob']}").json["groups"]
+    assert [g["type"] for g in solo] == ["direct"]
+    assert counts == {"search": 2}  # the user, then its groups and their parents at once
+    outer = make_group(scim, "Outer", [inner])
+    counts.clear()
+    groups = scim.get(f"/Users/{people['ann']}").json["groups"]
+    assert {g["value"]: g["type"] for g in groups} == {inner: "direct", outer: "indirect"}
+    assert counts == {"search": 3}  # one more level: Outer's own parents (none)
+
+
+def test_listing_users_does_not_search_per_user(scim, ldap, base_dn, people, monkeypatch):
+    for name in ("ann", "bob", "cid", "dee"):
+        make_group(scim, f"Team {name}", [people[name]])
+    costs = []
+    for count in (2, 4):
+        counts = count_operations(monkeypatch)
+        page = scim.get(f"/Users?count={count}&sortBy=userName").json["Resources"]
+        assert all(len(u["groups"]) == 1 for u in page[:count])
+        costs.append(dict(counts))
+    assert costs[0] == costs[1]
+
+
+def test_deleting_a_user_finds_groups_and_reports_in_one_search(scim, ldap, base_dn, people,
+                                                                 monkeypatch):
+    gid = make_group(scim, "Team", [people["ann"], people["bob"]])
+    manager = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    assert scim.patch(f"/Users/{people['bob']}", patch(
+        {"op": "add", "path": f"{manager}:manager", "value": people["ann"]})).status_code == 200
+    counts = count_operations(monkeypatch)
+    assert scim.delete(f"/Users/{people['ann']}").status_code == 204
+    assert counts == {"search": 2, "modify": 2, "delete": 1}
+    assert member_ids(scim.get(f"/Groups/{gid}").json) == [people["bob"]]
+    assert "manager" not in scim.get(f"/Users/{people['bob']}").json.get(manager, {})
