@@ -9,26 +9,12 @@ second, where pyasn1 would take many).
 
 from __future__ import annotations
 
+from directory.ber import SEQUENCE as _SEQUENCE
+from directory.ber import octets, sequence
+
 OID = "1.3.6.1.4.1.4203.666.5.16"
 
-_SEQUENCE = 0x30
-_OCTET_STRING = 0x04
 _ATTR_VALS = 0xA0  # [0] PartialAttributeList OPTIONAL (implicitly tagged)
-
-
-def _length(size: int) -> bytes:
-    if size < 0x80:
-        return bytes([size])
-    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + _length(len(content)) + content
-
-
-def _octets(text: str) -> bytes:
-    return _tlv(_OCTET_STRING, text.encode())
 
 
 def control(attribute: str, wanted: list[str], critical: bool = False) -> tuple[str, bool, bytes]:
@@ -36,9 +22,8 @@ def control(attribute: str, wanted: list[str], critical: bool = False) -> tuple[
 
     ``DerefSpecs ::= SEQUENCE OF SEQUENCE { derefAttr, attributes SEQUENCE OF attr }``
     """
-    spec = _tlv(_SEQUENCE, _octets(attribute) + _tlv(_SEQUENCE, b"".join(
-        _octets(a) for a in wanted)))
-    return (OID, critical, _tlv(_SEQUENCE, spec))
+    spec = sequence((octets(attribute), sequence(octets(a) for a in wanted)))
+    return (OID, critical, sequence((spec,)))
 
 
 def _content(buf: bytes, pos: int) -> tuple[int, int]:
