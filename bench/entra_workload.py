@@ -31,7 +31,7 @@ from typing import Any
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection, Server
 
 from bench.stack import ROOT, Gunicorn, start_slapd
-from directory.controls import PERMISSIVE_MODIFY
+from directory.controls import PERMISSIVE_MODIFY, POST_READ_OID, post_read
 
 TOKEN = "bench-token-" + "x" * 32
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -198,6 +198,13 @@ def _phases(plan: dict[str, Any], concurrency: int, user: Callable, group: Calla
 
 
 # --- the floor: the same LDAP operations with ldap3 directly ----------------------------
+#
+# What any bridge must ask of the directory for each request, done with plain ldap3 on
+# one connection per client: a lookup is one search; a create is one add (asking the
+# server for the new entry's entryUUID, the SCIM id, with the post-read control); a
+# request naming a SCIM id (PATCH, DELETE) must first find the entry by entryUUID — one
+# search, which for a member PATCH also resolves the member ids — and then write.
+# Nothing else: no uniqueness check, no reading back, no groups for the answer.
 
 
 def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
@@ -207,6 +214,7 @@ def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
     placeholder = f"cn=empty-group-placeholder,ou=Service,{base}"
     host, port = env["LDAP_URL"].removeprefix("ldap://").split(":")
     local = threading.local()
+    ids: dict[str, str] = {}
 
     def conn() -> Connection:
         if not hasattr(local, "c"):
@@ -220,6 +228,16 @@ def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
 
         return f"uid={escape_rdn(name)},{people}"
 
+    def new_id(c: Connection) -> str:
+        value = c.result["controls"][POST_READ_OID]["value"]["result"]["entryUUID"]
+        return str(value[0] if isinstance(value, list) else value)
+
+    def by_ids(c: Connection, *uuids: str) -> list[str]:
+        """One search finding entries by entryUUID (what a SCIM id names): DNs only."""
+        ors = "".join(f"(entryUUID={u})" for u in uuids)
+        c.search(base, f"(|{ors})", SUBTREE, attributes=["1.1"])
+        return [e["dn"] for e in c.response if e["type"] == "searchResEntry"]
+
     def user(name: str) -> None:
         c = conn()
         rec.timed("match_user", lambda: c.search(
@@ -232,7 +250,9 @@ def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
             "displayName": local_part.title(), "title": "Engineer", "mail": name,
             "telephoneNumber": "+1 425 555 0109", "cn": local_part.title(),
             "sn": local_part, "givenName": "Bench", "employeeNumber": local_part[4:],
-            "departmentNumber": "R&D", "scimPrimary": "emails=work"}))
+            "departmentNumber": "R&D", "scimPrimary": "emails=work"},
+            controls=[post_read()]))
+        ids[name] = new_id(c)
 
     def group(item: tuple[str, list[str]], batch: int) -> None:
         name, members = item
@@ -243,31 +263,48 @@ def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
             attributes=["cn", "scimExternalId", "entryUUID", "entryCSN", "createTimestamp",
                         "modifyTimestamp"]))
         rec.timed("create_group", lambda: c.add(gdn, ["top", "groupOfNames", "scimResource"],
-                                                  {"cn": name, "member": placeholder}))
+                                                  {"cn": name, "member": placeholder},
+                                                  controls=[post_read()]))
+        ids[name] = new_id(c)
         for i in range(0, len(members), batch):
-            dns = [udn(m) for m in members[i:i + batch]]
-            rec.timed("add_members", lambda d=dns: c.modify(gdn, {"member": [
-                (MODIFY_ADD, d), (MODIFY_DELETE, [placeholder])]},
-                controls=[PERMISSIVE_MODIFY]))
+            chunk = members[i:i + batch]
+
+            def add(chunk: list[str] = chunk) -> None:
+                by_ids(c, ids[name], *(ids[m] for m in chunk))
+                c.modify(gdn, {"member": [(MODIFY_ADD, [udn(m) for m in chunk]),
+                                          (MODIFY_DELETE, [placeholder])]},
+                         controls=[PERMISSIVE_MODIFY])
+            rec.timed("add_members", add)
 
     def delta(step: tuple[str, Any]) -> None:
         kind, arg = step
         c = conn()
         if kind == "patch_user":
-            rec.timed(kind, lambda: c.modify(udn(arg), {
-                "title": [(MODIFY_REPLACE, ["Senior Engineer"])],
-                "givenName": [(MODIFY_REPLACE, ["Changed"])],
-                "departmentNumber": [(MODIFY_REPLACE, ["Ops"])]}))
+            def patch() -> None:
+                by_ids(c, ids[arg])
+                c.modify(udn(arg), {
+                    "title": [(MODIFY_REPLACE, ["Senior Engineer"])],
+                    "givenName": [(MODIFY_REPLACE, ["Changed"])],
+                    "departmentNumber": [(MODIFY_REPLACE, ["Ops"])]})
+            rec.timed(kind, patch)
         elif kind == "disable_user":
-            rec.timed(kind, lambda: c.modify(udn(arg), {
-                "scimActive": [(MODIFY_REPLACE, ["FALSE"])],
-                "pwdAccountLockedTime": [(MODIFY_REPLACE, ["000001010000Z"])]}))
+            def disable() -> None:
+                by_ids(c, ids[arg])
+                c.modify(udn(arg), {
+                    "scimActive": [(MODIFY_REPLACE, ["FALSE"])],
+                    "pwdAccountLockedTime": [(MODIFY_REPLACE, ["000001010000Z"])]})
+            rec.timed(kind, disable)
         elif kind == "remove_member":
             g, m = arg
-            rec.timed(kind, lambda: c.modify(f"cn={g},{groups_dn}", {
-                "member": [(MODIFY_DELETE, [udn(m)])]}, controls=[PERMISSIVE_MODIFY]))
+
+            def remove() -> None:
+                by_ids(c, ids[g], ids[m])
+                c.modify(f"cn={g},{groups_dn}", {"member": [(MODIFY_DELETE, [udn(m)])]},
+                         controls=[PERMISSIVE_MODIFY])
+            rec.timed(kind, remove)
         else:
             def delete() -> None:
+                by_ids(c, ids[arg])
                 c.search(groups_dn, f"(member={udn(arg)})", SUBTREE, attributes=["1.1"])
                 for g in [e["dn"] for e in c.response]:
                     c.modify(g, {"member": [(MODIFY_DELETE, [udn(arg)])]},
@@ -317,8 +354,9 @@ def ops_per_request(env: dict[str, str]) -> dict[str, float]:
         gid = run("create_group", "POST", "/Groups", {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
             "displayName": "calib"})["id"]
-        run("add_members", "PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": [
-            {"op": "Add", "path": "members", "value": [{"value": u} for u in uids]}]})
+        for half in (uids[:2], uids[2:]):  # the first add also drops the placeholder
+            run("add_members", "PATCH", f"/Groups/{gid}", {"schemas": [PATCH], "Operations": [
+                {"op": "Add", "path": "members", "value": [{"value": u} for u in half]}]})
         run("patch_user", "PATCH", f"/Users/{uids[0]}", {"schemas": [PATCH], "Operations": [
             {"op": "Replace", "path": "title", "value": "x"}]})
         run("disable_user", "PATCH", f"/Users/{uids[1]}", {"schemas": [PATCH], "Operations": [

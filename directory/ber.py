@@ -192,8 +192,14 @@ def search_request(base: str, scope: int, ldap_filter: str, attributes: Sequence
     return sequence((
         octets(base), integer(scope, ENUMERATED), integer(deref, ENUMERATED),
         integer(size_limit), integer(time_limit), boolean(False), filter_ber(ldap_filter),
-        sequence(octets(a) for a in (attributes or ["1.1"])),
+        _selection(tuple(attributes or ("1.1",))),
     ), SEARCH_REQUEST)
+
+
+@lru_cache(maxsize=256)
+def _selection(attributes: tuple[str, ...]) -> bytes:
+    """The attribute list of a search: a few fixed lists recur (our read sets)."""
+    return sequence(octets(a) for a in attributes)
 
 
 def add_request(dn: str, attributes: dict[str, Sequence[str | bytes]]) -> bytes:
