@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -118,7 +119,8 @@ def _eq(attr: str, value: str) -> str:
     return quote(f'{attr} eq "{value}"', safe="")
 
 
-def scim_run(port: int, plan: dict[str, Any], concurrency: int, rec: Recorder) -> dict:
+def scim_run(port: int, plan: dict[str, Any], concurrency: int, rec: Recorder,
+             after_phase: Callable[[str], None] | None = None) -> dict:
     ids: dict[str, str] = {}
     clients = threading.local()
 
@@ -170,7 +172,7 @@ def scim_run(port: int, plan: dict[str, Any], concurrency: int, rec: Recorder) -
         else:
             rec.timed(kind, lambda: c.call("DELETE", f"/Users/{ids[arg]}", None, 204))
 
-    return _phases(plan, concurrency, user, group, delta)
+    return _phases(plan, concurrency, user, group, delta, after_phase=after_phase)
 
 
 def _delta_steps(plan: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -183,7 +185,8 @@ def _delta_steps(plan: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def _phases(plan: dict[str, Any], concurrency: int, user: Callable, group: Callable,
-            delta: Callable, batch: int = 100) -> dict[str, float]:
+            delta: Callable, batch: int = 100,
+            after_phase: Callable[[str], None] | None = None) -> dict[str, float]:
     walls: dict[str, float] = {}
     with ThreadPoolExecutor(concurrency) as pool:
         for phase, fn, items in (
@@ -194,6 +197,8 @@ def _phases(plan: dict[str, Any], concurrency: int, user: Callable, group: Calla
             started = time.perf_counter()
             list(pool.map(fn, items))
             walls[phase] = time.perf_counter() - started
+            if after_phase is not None:
+                after_phase(phase)
     return walls
 
 
@@ -334,7 +339,8 @@ def ops_per_request(env: dict[str, str]) -> dict[str, float]:
 
     Repository._call = counting  # type: ignore[method-assign]
     try:
-        app = create_app(load_settings({**env, "SCIM_BEARER_TOKEN": TOKEN}))
+        app = create_app(load_settings({**env, "SCIM_BEARER_TOKEN": TOKEN,
+                                        "AUDIT_LOG": os.devnull}))
         c = app.test_client()
         h = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -393,15 +399,17 @@ def run_size(users: int, concurrency: int, nosync: bool, workers: int) -> dict[s
             ops = ops_per_request(scim_slapd.env)
             server = Gunicorn({**scim_slapd.env, "SCIM_BEARER_TOKEN": TOKEN}, workers, 4)
             try:
-                rss_before = server.rss_kib()
+                rss = {"start": server.rss_kib()}
                 scim_rec = Recorder()
-                scim_walls = scim_run(server.port, plan, concurrency, scim_rec)
+                scim_walls = scim_run(server.port, plan, concurrency, scim_rec,
+                                      lambda phase: rss.update({phase: server.rss_kib()}))
                 probe = Recorder()
                 c = ScimClient(server.port)
                 for name in plan["users"][: min(500, users)]:
                     probe.timed("lookup_probe", lambda n=name: c.call(
                         "GET", f"/Users?filter={_eq('userName', n)}"))
-                rss_after = server.rss_kib()
+                rss["end"] = server.rss_kib()
+                rss["peak"] = server.rss_kib("VmHWM")
             finally:
                 server.stop()
             raw_rec = Recorder()
@@ -420,8 +428,7 @@ def run_size(users: int, concurrency: int, nosync: bool, workers: int) -> dict[s
             "kinds": kinds, "phases": {"scim": scim_walls, "ldap": raw_walls},
             "overall_ratio": scim_total / raw_total,
             "lookup_p99_ms": _stats(probe.samples["lookup_probe"], 1)["p99_ms"],
-            "errors": dict(scim_rec.errors), "rss_kib": {"before": rss_before,
-                                                          "after": rss_after}}
+            "errors": dict(scim_rec.errors), "rss_kib": rss}
 
 
 def print_result(result: dict[str, Any]) -> None:
@@ -436,8 +443,9 @@ def print_result(result: dict[str, Any]) -> None:
               f"{row['ldap_ops_per_request'] or 0:>9.1f}{row['ratio'] or 0:>7.2f}")
     print(f"overall SCIM/LDAP wall-time ratio: {result['overall_ratio']:.2f}; "
           f"userName-eq p99 {result['lookup_p99_ms']:.2f} ms; errors {result['errors']}; "
-          f"worker RSS KiB before {result['rss_kib']['before']} after "
-          f"{result['rss_kib']['after']}")
+          f"worker RSS MiB by phase: " + "; ".join(
+              f"{phase} " + "/".join(f"{v / 1024:.0f}" for v in sorted(kib.values()))
+              for phase, kib in result["rss_kib"].items()))
 
 
 def main() -> int:
@@ -456,7 +464,7 @@ def main() -> int:
             results.append(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"cores": __import__("os").cpu_count(), "results": results},
+    out.write_text(json.dumps({"cores": os.cpu_count(), "results": results},
                               indent=2))
     print(f"\nwrote {out}")
     return 0

@@ -47,13 +47,13 @@ class Gunicorn:
         self.stop()
         raise RuntimeError("gunicorn did not start")
 
-    def rss_kib(self) -> dict[int, int]:
-        """Resident memory of each worker (KiB)."""
+    def rss_kib(self, field: str = "VmRSS") -> dict[int, int]:
+        """Resident memory of each worker (KiB); ``VmHWM`` for its peak so far."""
         out: dict[int, int] = {}
         for child in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text(
         ).split():
             for line in Path(f"/proc/{child}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     out[int(child)] = int(line.split()[1])
         return out
 
