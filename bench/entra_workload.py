@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection, Server
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection, Server
+from ldap3.core.exceptions import LDAPOperationResult
 
 from bench.stack import ROOT, Gunicorn, start_slapd
 from directory.controls import PERMISSIVE_MODIFY, POST_READ_OID, post_read
@@ -312,8 +313,16 @@ def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
                 by_ids(c, ids[arg])
                 c.search(groups_dn, f"(member={udn(arg)})", SUBTREE, attributes=["1.1"])
                 for g in [e["dn"] for e in c.response]:
-                    c.modify(g, {"member": [(MODIFY_DELETE, [udn(arg)])]},
-                             controls=[PERMISSIVE_MODIFY])
+                    try:
+                        c.modify(g, {"member": [(MODIFY_DELETE, [udn(arg)])]},
+                                 controls=[PERMISSIVE_MODIFY])
+                    except LDAPOperationResult as exc:
+                        c.search(g, "(objectClass=*)", BASE, attributes=["member"])
+                        held = c.response[0]["attributes"].get("member", [])
+                        print(f"raw floor: removing {arg} from {g} ({len(held)} members"
+                              f", {held[:2]}): {exc}", file=sys.stderr)
+                        with rec.lock:
+                            rec.errors["raw_" + kind] += 1
                 c.delete(udn(arg))
             rec.timed(kind, delete)
 
@@ -324,20 +333,21 @@ def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
 
 
 def ops_per_request(env: dict[str, str]) -> dict[str, float]:
-    """Count Repository._call per request kind through the WSGI app (no HTTP)."""
+    """Count LDAP operations per request kind through the WSGI app (no HTTP)."""
     from config import load_settings
     from directory.repository import Repository
     from scim.factory import create_app
 
     counts: dict[str, list[int]] = defaultdict(list)
-    original = Repository._call
+    original = Repository._measure
     calls = [0]
 
-    def counting(self: Repository, *a: Any, **kw: Any) -> Any:
-        calls[0] += 1
-        return original(self, *a, **kw)
+    def counting(self: Repository, fn: Any, *a: Any, names: list[str] | None = None,
+                 **kw: Any) -> Any:
+        calls[0] += len(names or [fn])
+        return original(self, fn, *a, names=names, **kw)
 
-    Repository._call = counting  # type: ignore[method-assign]
+    Repository._measure = counting  # type: ignore[method-assign]
     try:
         app = create_app(load_settings({**env, "SCIM_BEARER_TOKEN": TOKEN,
                                         "AUDIT_LOG": os.devnull}))
@@ -372,7 +382,7 @@ def ops_per_request(env: dict[str, str]) -> dict[str, float]:
         run("delete_user", "DELETE", f"/Users/{uids[3]}")
         app.extensions["scim_bridge"].pool.close()
     finally:
-        Repository._call = original  # type: ignore[method-assign]
+        Repository._measure = original  # type: ignore[method-assign]
     return {k: statistics.mean(v) for k, v in counts.items()}
 
 
@@ -428,7 +438,8 @@ def run_size(users: int, concurrency: int, nosync: bool, workers: int) -> dict[s
             "kinds": kinds, "phases": {"scim": scim_walls, "ldap": raw_walls},
             "overall_ratio": scim_total / raw_total,
             "lookup_p99_ms": _stats(probe.samples["lookup_probe"], 1)["p99_ms"],
-            "errors": dict(scim_rec.errors), "rss_kib": rss}
+            "errors": dict(scim_rec.errors), "raw_errors": dict(raw_rec.errors),
+            "rss_kib": rss}
 
 
 def print_result(result: dict[str, Any]) -> None:
@@ -442,7 +453,8 @@ def print_result(result: dict[str, Any]) -> None:
               f"{s['p95_ms']:>8.2f}{s['p99_ms']:>8.2f}{r.get('req_per_s', 0):>12.0f}"
               f"{row['ldap_ops_per_request'] or 0:>9.1f}{row['ratio'] or 0:>7.2f}")
     print(f"overall SCIM/LDAP wall-time ratio: {result['overall_ratio']:.2f}; "
-          f"userName-eq p99 {result['lookup_p99_ms']:.2f} ms; errors {result['errors']}; "
+          f"userName-eq p99 {result['lookup_p99_ms']:.2f} ms; errors {result['errors']} "
+          f"(raw floor {result['raw_errors']}); "
           f"worker RSS MiB by phase: " + "; ".join(
               f"{phase} " + "/".join(f"{v / 1024:.0f}" for v in sorted(kib.values()))
               for phase, kib in result["rss_kib"].items()))

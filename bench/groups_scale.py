@@ -16,7 +16,7 @@ test client (in process, so the figures are the bridge's own cost without HTTP):
   read) and with the batched fallback (entryDN filters, BATCH DNs per search), beside
   the raw ldap3 read of the member values alone.
 
-LDAP operations are counted by wrapping ``Repository._call``, through which the
+LDAP operations are counted by wrapping ``Repository._measure``, through which the
 repository sends every operation. Results go to stdout (a table) and to
 bench/results/groups_scale.json.
 """
@@ -118,21 +118,22 @@ class Operations:
     def __init__(self) -> None:
         self.count = 0
         self.searched: list[list[str]] = []
-        self._original = Repository._call
+        self._original = Repository._measure
 
     def install(self) -> None:
         original, ops = self._original, self
 
-        def counting(repo: Repository, fn: Any, *args: Any, **kwargs: Any) -> Any:
-            ops.count += 1
-            if getattr(fn, "__name__", "") == "search":
-                ops.searched.append([str(a) for a in kwargs.get("attributes") or []])
-            return original(repo, fn, *args, **kwargs)
+        def counting(repo: Repository, fn: Any, *args: Any, names: list[str] | None = None,
+                     **kwargs: Any) -> Any:
+            ops.count += len(names or [fn])
+            if getattr(fn, "__name__", "") == "search":  # wire.search(conn, base, scope,
+                ops.searched.append([str(a) for a in args[4]])  # filter, attributes)
+            return original(repo, fn, *args, names=names, **kwargs)
 
-        Repository._call = counting  # type: ignore[method-assign]
+        Repository._measure = counting  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
-        Repository._call = self._original  # type: ignore[method-assign]
+        Repository._measure = self._original  # type: ignore[method-assign]
 
     @contextmanager
     def measuring(self) -> Iterator[dict[str, Any]]:

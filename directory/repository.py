@@ -95,6 +95,12 @@ def _iso(value: Any) -> str | None:
     return f"{text[0:4]}-{text[4:6]}-{text[6:8]}T{text[8:10]}:{text[10:12]}:{text[12:14]}Z"
 
 
+def _entries(responses: list[dict] | None) -> list[Entry]:
+    """The entries among search responses (ldap3's dict shapes)."""
+    return [Entry(r["dn"], _lower(r.get("attributes")))
+            for r in responses or [] if r.get("type") == "searchResEntry"]
+
+
 def _lower(attributes: Any) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for key, value in dict(attributes or {}).items():
@@ -131,11 +137,23 @@ class Repository:
     observer: Callable[[str, float, str], None] | None = None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        self.ops += 1
+        """Run one operation; returns ldap3's result dict (``conn.result``)."""
+        self._measure(fn, *args, **kwargs)
+        return self.conn.result
+
+    def _measure(self, fn: Any, *args: Any, names: list[str] | None = None,
+                 **kwargs: Any) -> Any:
+        """Run ``fn``, count and time it, and translate its errors; returns its value.
+
+        ``names``: the operations ``fn`` sends (several for an exchange), each counted
+        and reported to the observer; by default ``fn``'s name.
+        """
+        operations = names or [getattr(fn, "__name__", "call")]
+        self.ops += len(operations)
         started = time.perf_counter()
         result = "success"
         try:
-            fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except Exception as exc:
             error = translate(exc)
             result = type(error).__name__
@@ -144,9 +162,9 @@ class Repository:
             raise error from exc
         finally:
             if self.observer is not None:
-                self.observer(getattr(fn, "__name__", "call"), time.perf_counter() - started,
-                              result)
-        return self.conn.result
+                elapsed = time.perf_counter() - started
+                for name in operations:
+                    self.observer(name, elapsed, result)
 
     def search(self, base: str, ldap_filter: str, attributes: Iterable[str], *,
                scope: Any = SUBTREE, size_limit: int = 0,
@@ -158,9 +176,7 @@ class Repository:
             sent.append(paged(paged_size, paged_cookie))
         result = self._call(wire.search, self.conn, base, scope, ldap_filter,
                             list(attributes), size_limit=size_limit, controls=sent)
-        entries = [Entry(r["dn"], _lower(r.get("attributes")))
-                   for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
-        return entries, result
+        return _entries(self.conn.response), result
 
     def isolated_search(self, base: str, ldap_filter: str, attributes: Iterable[str],
                         controls: list[Any]) -> tuple[list[Entry], dict[str, Any]]:
@@ -342,40 +358,45 @@ class Repository:
         about (RFC 3876 matched values), so a 100,000-member parent costs nothing extra;
         a server ignoring the control sends them all and the filter here still holds.
         """
-        people, groups = self._tenant_suffixes()
-        wanted = {normalise_dn(d): d for d in dns}
-        wanted = {k: v for k, v in wanted.items() if k.endswith((people, groups))}
-        kids = {normalise_dn(c): c for c in children}
-        kids = {k: v for k, v in kids.items() if k.endswith(groups)}
-        clauses = [("entryDN", d) for d in wanted.values()] + \
-            [("member", c) for c in kids.values()]
-        asked = ["entryUUID", "objectClass", *attributes]
-        found: dict[str, Entry] = {}
-        parents: dict[str, list[Entry]] = {}
-        for i in range(0, len(clauses), BATCH):
-            chunk = clauses[i:i + BATCH]
-            ors = "".join(f"(entryDN={escape_filter_chars(v)})" for k, v in chunk
-                          if k == "entryDN")
-            members = [v for k, v in chunk if k == "member"]
-            controls = []
-            if members:
-                ors += (f"(&(objectClass={GROUP_CLASS})(|"
-                        + "".join(f"(member={escape_filter_chars(m)})" for m in members)
-                        + "))")
-                controls = [matched_values(asked, "member", members)]
-            entries, _ = self.search(self.tenant.base_dn, f"(|{ors})",
-                                     [*asked, *(["member"] if members else [])],
-                                     controls=controls)
-            for e in entries:
-                norm = normalise_dn(e.dn)
-                if norm in wanted:
-                    found[norm] = e
-                if members and norm.endswith(groups):
-                    for value in e.values("member"):
-                        child = normalise_dn(str(value))
-                        if child in kids:
-                            parents.setdefault(child, []).append(e)
-        return found, parents
+        plan = _ParentSearches(self, dns, children, attributes)
+        for base, flt, attrs, controls in plan.requests:
+            entries, _ = self.search(base, flt, attrs, controls=controls)
+            plan.collect(entries)
+        return plan.found, plan.parents
+
+    def modify_resolving(self, dn: str, changes: dict[str, list[tuple[str, list[str]]]], *,
+                         csn: str | None, dns: Iterable[str], children: Iterable[str],
+                         attributes: Iterable[str]
+                         ) -> tuple[dict[str, list[Any]],
+                                    tuple[dict[str, Entry], dict[str, list[Entry]]] | None]:
+        """:meth:`modify` (guarded by ``csn``) and, sent with it, the search of
+        :meth:`resolve_with_parents` — when one search covers it (else None is returned
+        for it). The two are independent: slapd works on both at once and the client
+        waits one round trip, not two (a user PATCH: the write, and the user's groups
+        for the answer)."""
+        plan = _ParentSearches(self, dns, children, attributes)
+        if len(plan.requests) > 1:
+            return self.modify(dn, changes, csn=csn), None
+        controls: list[Any] = [post_read()]
+        if csn:
+            controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
+        requests = [wire.modify_request(dn, changes, controls)]
+        requests += [wire.search_request(base, SUBTREE, flt, attrs, controls=ctrl)
+                     for base, flt, attrs, ctrl in plan.requests]
+        answers = self._measure(wire.exchange, self.conn, requests,
+                                names=[r.kind.removesuffix("Request") for r in requests])
+        result = self._checked(answers[0])
+        for answer in answers[1:]:
+            self._checked(answer)
+            plan.collect(_entries(answer[0]))
+        return self._post_read(result), (plan.found, plan.parents)
+
+    def _checked(self, answer: wire.Answer) -> dict[str, Any]:
+        """The result of one answer of an exchange, or its error, translated."""
+        try:
+            return wire.check(answer)[1]
+        except Exception as exc:
+            raise translate(exc) from exc
 
     def groups_with_member(self, dns: list[str], attributes: Iterable[str]) -> list[Entry]:
         """Groups of this tenant that list any of ``dns`` as a direct member (batched)."""
@@ -652,3 +673,47 @@ class Member(NamedTuple):
     dn: str
     uuid: str
     is_group: bool
+
+
+class _ParentSearches:
+    """The searches of :meth:`Repository.resolve_with_parents` and what they found."""
+
+    def __init__(self, repo: Repository, dns: Iterable[str], children: Iterable[str],
+                 attributes: Iterable[str]) -> None:
+        self.people, self.groups = repo._tenant_suffixes()
+        wanted = {normalise_dn(d): d for d in dns}
+        self.wanted = {k: v for k, v in wanted.items() if k.endswith((self.people,
+                                                                       self.groups))}
+        kids = {normalise_dn(c): c for c in children}
+        self.kids = {k: v for k, v in kids.items() if k.endswith(self.groups)}
+        self.found: dict[str, Entry] = {}
+        self.parents: dict[str, list[Entry]] = {}
+        clauses = [("entryDN", d) for d in self.wanted.values()] + \
+            [("member", c) for c in self.kids.values()]
+        asked = ["entryUUID", "objectClass", *attributes]
+        #: (base, filter, attributes, controls) of each search
+        self.requests: list[tuple[str, str, list[str], list[Any]]] = []
+        for i in range(0, len(clauses), BATCH):
+            chunk = clauses[i:i + BATCH]
+            ors = "".join(f"(entryDN={escape_filter_chars(v)})" for k, v in chunk
+                          if k == "entryDN")
+            members = [v for k, v in chunk if k == "member"]
+            controls: list[Any] = []
+            if members:
+                ors += (f"(&(objectClass={GROUP_CLASS})(|"
+                        + "".join(f"(member={escape_filter_chars(m)})" for m in members)
+                        + "))")
+                controls = [matched_values(asked, "member", members)]
+            self.requests.append((repo.tenant.base_dn, f"(|{ors})",
+                                  [*asked, *(["member"] if members else [])], controls))
+
+    def collect(self, entries: list[Entry]) -> None:
+        for e in entries:
+            norm = normalise_dn(e.dn)
+            if norm in self.wanted:
+                self.found[norm] = e
+            if norm.endswith(self.groups):
+                for value in e.values("member"):
+                    child = normalise_dn(str(value))
+                    if child in self.kids:
+                        self.parents.setdefault(child, []).append(e)

@@ -53,25 +53,46 @@ def _manager_dns(ctx: Context, entries: list[Entry]) -> list[str]:
     return [v for e in entries for r in rows for v in e.values(r.ldap)]
 
 
-def reference_index(ctx: Context, entries: list[Entry], groups: bool) -> dict[str, dict]:
-    """Resolve every DN the entries refer to: managers, groups and the groups those
-    groups are in — one batched search per nesting level (one in all when groups are not
-    nested), for one entry as for a whole page.
+#: What a reference (manager, group) is shown with.
+REFERENCE_ATTRIBUTES = ["displayName", "cn", "scimDerived"]
 
-    Each value: ``id``, ``display``, ``dn`` and, for groups, ``parents`` (normalised DNs
-    of the groups that list it as a member).
-    """
+#: One level of :func:`reference_index` as resolved by the repository: entries found by
+#: normalised DN, parent groups by normalised child DN.
+Level = tuple[dict[str, Entry], dict[str, list[Entry]]]
+
+
+def first_references(ctx: Context, entries: list[Entry], groups: bool
+                     ) -> tuple[list[str], list[str]]:
+    """What the first search of :func:`reference_index` asks about: the DNs to resolve
+    (managers, groups) and the groups whose parents to find."""
     pending = _manager_dns(ctx, entries)
     children: list[str] = []
     if groups:
         children = [g for e in entries for g in e.values("memberOf")]
         pending += children
-    attributes = ["displayName", "cn", "scimDerived"]
+    return pending, children
+
+
+def reference_index(ctx: Context, entries: list[Entry], groups: bool,
+                    first: Level | None = None) -> dict[str, dict]:
+    """Resolve every DN the entries refer to: managers, groups and the groups those
+    groups are in — one batched search per nesting level (one in all when groups are not
+    nested), for one entry as for a whole page. ``first``: the first level, already
+    resolved (sent along with a write).
+
+    Each value: ``id``, ``display``, ``dn`` and, for groups, ``parents`` (normalised DNs
+    of the groups that list it as a member).
+    """
+    pending, children = first_references(ctx, entries, groups)
     refs: dict[str, dict] = {}
     for _ in range(NESTING_LIMIT):  # cycles end through `refs`; depth is bounded
         if not pending and not children:
             break
-        found, parents = ctx.repo.resolve_with_parents(pending, children, attributes)
+        if first is not None:
+            (found, parents), first = first, None
+        else:
+            found, parents = ctx.repo.resolve_with_parents(pending, children,
+                                                           REFERENCE_ATTRIBUTES)
         refs.update((dn, _reference(e)) for dn, e in found.items())
         pending, children = [], []
         for child, above in parents.items():
@@ -240,7 +261,7 @@ def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Chang
     return changes
 
 
-def _write(ctx: Context, entry: Entry, resource: dict) -> Entry:
+def _write(ctx: Context, entry: Entry, resource: dict) -> tuple[Entry, Level | None]:
     """Make the entry hold ``resource``: one modify, then a rename if userName changed.
 
     Order and why: the modify goes first because slapd may refuse a value (syntax) and
@@ -252,7 +273,8 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> Entry:
     changes only the DN, so it cannot lose another writer's values.
 
     Returns the entry as it now is — what was read, the changes, and the server's
-    post-read meta — so that the answer needs no second read.
+    post-read meta — so that the answer needs no second read; and, when the modify could
+    carry it, the first level of the entry's references (see :func:`reference_index`).
     """
     desired = _desired(ctx, resource)
     rdn = ctx.mapping.user.rdn
@@ -264,12 +286,20 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> Entry:
         other = ctx.repo.find_one("User", rdn.ldap, new_name, [])
         if other is not None and other.uuid != entry.uuid:
             raise _taken(new_name)
+    first = None
     try:
-        meta = ctx.repo.modify(entry.dn, changes, csn=entry.csn) if changes else {}
+        if changes and not renamed:
+            dns, children = first_references(ctx, [_applied(entry, entry.dn, changes, {})],
+                                             groups=True)
+            meta, first = ctx.repo.modify_resolving(
+                entry.dn, changes, csn=entry.csn, dns=dns, children=children,
+                attributes=REFERENCE_ATTRIBUTES)
+        else:
+            meta = ctx.repo.modify(entry.dn, changes, csn=entry.csn) if changes else {}
     except de.NoSuchEntry:  # renamed or deleted since it was read: read it again
         raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
     if not renamed:
-        return _applied(entry, entry.dn, changes, meta)
+        return _applied(entry, entry.dn, changes, meta), first
     try:
         new_dn, meta_after = ctx.repo.rename(entry.dn, rdn.ldap, new_name,
                                              csn=None if changes else entry.csn)
@@ -284,7 +314,7 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> Entry:
     ctx.repo.move_references(entry.dn, new_dn)
     written = _applied(entry, new_dn, changes, {**meta, **meta_after})
     written.attrs[rdn.ldap.lower()] = [new_name]
-    return written
+    return written, None
 
 
 def _applied(entry: Entry, dn: str, changes: Changes, meta: dict[str, list[Any]]) -> Entry:
@@ -311,28 +341,27 @@ def _undo(entry: Entry, changes: Changes) -> Changes:
 
 
 def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> dict:
-    """Read (with memberOf), build the new resource, write; re-run on a concurrent change.
+    """Read, build the new resource, write; re-run on a concurrent change.
 
-    LDAP operations: one read, the write(s), and one batched search resolving the
-    user's groups and manager when there are any — the answer is built from what was
+    LDAP operations: one read (with memberOf); the manager's id when there is one (what
+    PATCH paths see); the write, sent together with the search that resolves the
+    user's groups (and manager) for the answer — the answer is built from what was
     written, not read again.
     """
     with directory_errors(ctx.options.retry_after):
         for _ in range(ATTEMPTS):
             entry = find(ctx, scim_id, groups=True)
             check_if_match(if_match, entry)
-            refs = reference_index(ctx, [entry], groups=True)
-            resource = build(ctx, entry, refs)
+            resource = build(ctx, entry, reference_index(ctx, [entry], groups=False))
             try:
-                written = _write(ctx, entry, resource)
+                written, first = _write(ctx, entry, resource)
             except de.InvalidData as exc:
                 raise _refused(ctx, exc) from None
             except de.AssertionFailed:
                 if if_match:
                     raise PreconditionFailed("the resource changed while it was updated") from None
                 continue
-            if _manager_dns(ctx, [written]) != _manager_dns(ctx, [entry]):
-                refs.update(reference_index(ctx, [written], groups=False))
+            refs = reference_index(ctx, [written], groups=True, first=first)
             return render(ctx, written, refs, groups=True)
         raise de.DirectoryBusy("the user is changing too often")
 

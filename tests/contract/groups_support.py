@@ -157,12 +157,13 @@ def people_fixture(scim: Scim) -> dict[str, str]:
 def count_operations(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """LDAP operations the app makes from now on, by name (search, modify, …)."""
     counts: dict[str, int] = {}
-    original = Repository._call
+    original = Repository._measure
 
-    def counting(self: Repository, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        name = getattr(fn, "__name__", "call")
-        counts[name] = counts.get(name, 0) + 1
-        return original(self, fn, *args, **kwargs)
+    def counting(self: Repository, fn: Any, *args: Any, names: list[str] | None = None,
+                 **kwargs: Any) -> Any:
+        for name in names or [getattr(fn, "__name__", "call")]:
+            counts[name] = counts.get(name, 0) + 1
+        return original(self, fn, *args, names=names, **kwargs)
 
-    monkeypatch.setattr(Repository, "_call", counting)
+    monkeypatch.setattr(Repository, "_measure", counting)
     return counts

@@ -335,3 +335,22 @@ def test_deleting_a_user_finds_groups_and_reports_in_one_search(scim, ldap, base
     assert counts == {"search": 2, "modify": 2, "delete": 1}
     assert member_ids(scim.get(f"/Groups/{gid}").json) == [people["bob"]]
     assert "manager" not in scim.get(f"/Users/{people['bob']}").json.get(manager, {})
+
+
+def test_a_user_patch_sends_the_write_and_the_groups_search_together(scim, people,
+                                                                    monkeypatch):
+    inner = make_group(scim, "Inner", [people["ann"]])
+    outer = make_group(scim, "Outer", [inner])
+    counts = count_operations(monkeypatch)
+    r = scim.patch(f"/Users/{people['ann']}", patch(
+        {"op": "replace", "path": "title", "value": "Captain"}))
+    assert r.status_code == 200 and r.json["title"] == "Captain"
+    assert {g["value"]: g["type"] for g in r.json["groups"]} == {inner: "direct",
+                                                                 outer: "indirect"}
+    # read; then the modify and the groups' search in one exchange; then Outer's parents
+    assert counts == {"search": 3, "modify": 1}
+    counts.clear()
+    r = scim.patch(f"/Users/{people['bob']}", patch(
+        {"op": "replace", "path": "title", "value": "Mate"}))
+    assert r.status_code == 200 and "groups" not in r.json
+    assert counts == {"search": 1, "modify": 1}
