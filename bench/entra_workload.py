@@ -29,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection, Server
-from ldap3.core.exceptions import LDAPOperationResult
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE, Connection, Server
+from ldap3.core.exceptions import LDAPObjectClassViolationResult
 
 from bench.stack import ROOT, Gunicorn, start_slapd
 from directory.controls import PERMISSIVE_MODIFY, POST_READ_OID, post_read
@@ -316,13 +316,9 @@ def ldap_run(env: dict[str, str], plan: dict[str, Any], concurrency: int,
                     try:
                         c.modify(g, {"member": [(MODIFY_DELETE, [udn(arg)])]},
                                  controls=[PERMISSIVE_MODIFY])
-                    except LDAPOperationResult as exc:
-                        c.search(g, "(objectClass=*)", BASE, attributes=["member"])
-                        held = c.response[0]["attributes"].get("member", [])
-                        print(f"raw floor: removing {arg} from {g} ({len(held)} members"
-                              f", {held[:2]}): {exc}", file=sys.stderr)
-                        with rec.lock:
-                            rec.errors["raw_" + kind] += 1
+                    except LDAPObjectClassViolationResult:  # its last member: any
+                        c.modify(g, {"member": [  # bridge must keep groupOfNames valid
+                            (MODIFY_REPLACE, [placeholder])]})
                 c.delete(udn(arg))
             rec.timed(kind, delete)
 
