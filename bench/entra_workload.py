@@ -42,7 +42,7 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER_READ = ["uid", "scimExternalId", "scimActive", "displayName", "cn", "sn", "givenName",
              "mail", "telephoneNumber", "mobile", "title", "employeeNumber", "departmentNumber",
              "manager", "scimDerived", "scimPrimary", "objectClass", "pwdAccountLockedTime",
-             "memberOf", "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
+             "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
 
 
 class Recorder:

@@ -3,7 +3,9 @@
     .venv/bin/python -m bench.lookup_scale --sizes 1000,10000,100000 [--lookups 3000]
 
 Each size gets its own private slapd (nosync: seeding speed only; lookups do not write),
-seeded with ldap3 (Entra-shaped entries), and its own gunicorn with the production config.
+seeded with ldap3 (Entra-shaped entries; one group per 100 users, every user in one, so
+that each answer carries its groups and the cost of finding them is measured as the
+number of groups grows), and its own gunicorn with the production config.
 Then one client sends ``--lookups`` rounds of sequential `GET /Users?filter=userName eq
 "…"` for random existing users, one per size per round in a shuffled order, so that the
 machine's noise falls on every size alike. Prints p50/p95/p99 per size and each size's p99
@@ -46,6 +48,21 @@ def grow(env: dict[str, str], start: int, stop: int) -> None:
     conn.unbind()
 
 
+def group(env: dict[str, str], users: int) -> None:
+    """One group per 100 users; user i in group i mod the number of groups."""
+    host, port = env["LDAP_URL"].removeprefix("ldap://").split(":")
+    conn = Connection(Server(host, int(port)), env["LDAP_BIND_DN"], env["LDAP_BIND_PASSWORD"],
+                      auto_bind=True, raise_exceptions=True)
+    base = env["LDAP_BASE_DN"]
+    n = max(1, users // 100)
+    for g in range(n):
+        conn.add(f"cn=Group {g:05d},ou=Groups,{base}", ["top", "groupOfNames", "scimResource"],
+                 {"cn": f"Group {g:05d}", "member": [
+                     f"uid=user{i:07d}@bench.example,ou=People,{base}"
+                     for i in range(g, users, n)]})
+    conn.unbind()
+
+
 def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
@@ -65,7 +82,9 @@ def main() -> int:
             stack.callback(slapd.stop)
             started = time.perf_counter()
             grow(slapd.env, 0, size)
-            print(f"seeded {size} users in {time.perf_counter() - started:.0f} s", flush=True)
+            group(slapd.env, size)
+            print(f"seeded {size} users and {max(1, size // 100)} groups in "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
             server = Gunicorn({**slapd.env, "SCIM_BEARER_TOKEN": TOKEN}, args.workers, 4)
             stack.callback(server.stop)
             clients[size] = ScimClient(server.port)
@@ -80,6 +99,7 @@ def main() -> int:
                 if round_ >= 200:
                     samples[size].append(time.perf_counter() - t)
                 assert found["totalResults"] == 1, name
+                assert len(found["Resources"][0]["groups"]) == 1, name
     rows = []
     for size in sizes:
         ordered = sorted(samples[size])

@@ -351,7 +351,7 @@ class Repository:
                              attributes: Iterable[str]
                              ) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
         """:meth:`resolve_dns`, and in the same searches the tenant's groups that list any
-        of ``children`` (group DNs) as a direct member.
+        of ``children`` (user or group DNs) as a direct member.
 
         Returns the entries found by normalised DN, and the parent groups by normalised
         child DN. The parents' ``member`` values come back cut down to the children asked
@@ -685,7 +685,7 @@ class _ParentSearches:
         self.wanted = {k: v for k, v in wanted.items() if k.endswith((self.people,
                                                                        self.groups))}
         kids = {normalise_dn(c): c for c in children}
-        self.kids = {k: v for k, v in kids.items() if k.endswith(self.groups)}
+        self.kids = {k: v for k, v in kids.items() if k.endswith((self.people, self.groups))}
         self.found: dict[str, Entry] = {}
         self.parents: dict[str, list[Entry]] = {}
         clauses = [("entryDN", d) for d in self.wanted.values()] + \

@@ -386,12 +386,8 @@ def users_page() -> ResponseReturnValue:
 
 
 def _groups_of(ctx: Context, ids: list[str]) -> dict[str, list[dict]]:
-    """The groups of the users ``ids``, by id, in one unsorted query.
-
-    The page itself is sorted, and a sorted search (server-side sort / VLV) does not
-    return the ``memberOf`` values that slapd's dynlist computes; an unsorted search by
-    id does, so the page's groups come from that.
-    """
+    """The groups of the users ``ids``, by id: one query for the page's groups (the
+    page itself is listed without them)."""
     if not ids:
         return {}
     flt = " or ".join(f"id eq {literal(i)}" for i in ids)
@@ -460,7 +456,7 @@ def flatten(resource: dict) -> list[tuple[str, str]]:
 
 
 def member_filter(group_id: str) -> str:
-    """Users whose groups include ``group_id`` (direct members, as ``memberOf`` says)."""
+    """Users whose groups include ``group_id`` (direct members)."""
     return f"groups.value eq {literal(group_id)}"
 
 

@@ -101,7 +101,7 @@ class _Plan:
     base: str
     ldap_filter: str
     sort: _Sort | None
-    heavy: bool  # members / groups are returned, so member / memberOf are read
+    heavy: bool  # members / groups are returned, so they are read
     filtered: bool  # a filter narrows the type (else every entry matches)
 
 
@@ -304,25 +304,7 @@ def _run(ctx: Context, plan: _Plan, start: int, count: int) -> tuple[int, list[d
     if count > 0:
         attrs = [*attrs, "entryUUID", "entryCSN", "createTimestamp", "modifyTimestamp"]
     total, window = _window(ctx, plan, attrs, start, count)
-    sorted_search = bool(plan.sort) or not plan.filtered or start > FIRST_PAGE or \
-        total > FIRST_PAGE
-    if plan.kind == "User" and plan.heavy and window and sorted_search:
-        _restore_member_of(ctx, window)
     return total, _render(ctx, plan.kind, window, plan.heavy)
-
-
-def _restore_member_of(ctx: Context, window: list[Entry]) -> None:
-    """Read memberOf again, unsorted, for a window that came from a sorted search.
-
-    slapd 2.5 returns no dynlist-computed memberOf on a search that carries the
-    server-side sort control (sorted lists and VLV windows), so the groups of those
-    users are fetched with one plain search per 200 entries.
-    """
-    found = ctx.repo.resolve_ids([e.uuid for e in window], kinds=("User",),
-                                 attributes=["memberOf"])
-    for entry in window:
-        again = found.get(entry.uuid.lower())
-        entry.attrs["memberof"] = again.values("memberOf") if again else []
 
 
 def _window(ctx: Context, plan: _Plan, attrs: list[str], start: int,

@@ -7,6 +7,9 @@ real member, and never be missing from a group without real members.
 
 from __future__ import annotations
 
+from typing import Any
+
+from directory.repository import Repository
 from tests import entra
 from tests.contract.groups_support import (
     ABSENT,
@@ -302,14 +305,41 @@ def test_a_users_groups_cost_one_search_per_nesting_level(scim, ldap, base_dn, p
     inner = make_group(scim, "Inner", [people["ann"]])
     make_group(scim, "Solo", [people["bob"]])
     counts = count_operations(monkeypatch)
+    assert "groups" not in scim.get(f"/Users/{people['cid']}").json
+    assert counts == {"search": 2}  # the user, then the groups listing it: none
+    counts.clear()
     solo = scim.get(f"/Users/{people['bob']}").json["groups"]
     assert [g["type"] for g in solo] == ["direct"]
-    assert counts == {"search": 2}  # the user, then its groups and their parents at once
+    assert counts == {"search": 3}  # the user, the groups listing it, theirs: none
     outer = make_group(scim, "Outer", [inner])
     counts.clear()
     groups = scim.get(f"/Users/{people['ann']}").json["groups"]
     assert {g["value"]: g["type"] for g in groups} == {inner: "direct", outer: "indirect"}
-    assert counts == {"search": 3}  # one more level: Outer's own parents (none)
+    assert counts == {"search": 4}  # one more level: Outer's own parents (none)
+
+
+def test_a_users_groups_are_found_from_the_group_side(scim, ldap, base_dn, people,
+                                                      monkeypatch):
+    """memberOf is never asked for: slapd's dynlist computes it by going through every
+    group of the directory, so its cost would grow with the number of groups."""
+    make_group(scim, "Team", [people["ann"]])
+    asked: list[str] = []
+    original = Repository.search
+
+    def recording(self: Repository, base: str, flt: str, attributes: Any,
+                  **kwargs: Any) -> Any:
+        attributes = list(attributes)
+        asked.extend(str(a).lower() for a in attributes)
+        return original(self, base, flt, attributes, **kwargs)
+
+    monkeypatch.setattr(Repository, "search", recording)
+    assert [g["display"] for g in scim.get(f"/Users/{people['ann']}").json["groups"]] == ["Team"]
+    listed = scim.get("/Users?sortBy=userName&count=2").json["Resources"]
+    assert [len(u.get("groups", [])) for u in listed] == [1, 0]
+    patched = scim.patch(f"/Users/{people['ann']}", patch(
+        {"op": "replace", "path": "title", "value": "Lead"})).json
+    assert [g["display"] for g in patched["groups"]] == ["Team"]
+    assert asked and "memberof" not in asked
 
 
 def test_listing_users_does_not_search_per_user(scim, ldap, base_dn, people, monkeypatch):
@@ -347,10 +377,11 @@ def test_a_user_patch_sends_the_write_and_the_groups_search_together(scim, peopl
     assert r.status_code == 200 and r.json["title"] == "Captain"
     assert {g["value"]: g["type"] for g in r.json["groups"]} == {inner: "direct",
                                                                  outer: "indirect"}
-    # read; then the modify and the groups' search in one exchange; then Outer's parents
-    assert counts == {"search": 3, "modify": 1}
+    # read; then the modify and the search for the groups listing Ann in one exchange;
+    # then Inner's parents; then Outer's (none)
+    assert counts == {"search": 4, "modify": 1}
     counts.clear()
     r = scim.patch(f"/Users/{people['bob']}", patch(
         {"op": "replace", "path": "title", "value": "Mate"}))
     assert r.status_code == 200 and "groups" not in r.json
-    assert counts == {"search": 1, "modify": 1}
+    assert counts == {"search": 2, "modify": 1}  # read; the modify with its groups search

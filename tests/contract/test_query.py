@@ -446,14 +446,14 @@ def test_projection_on_put_group_reads_and_never(scim, crowd):
     assert user["groups"] == [{"value": gid["id"]}]
 
 
-def test_lists_read_member_and_member_of_only_when_shown(scim, crowd, monkeypatch):
+def test_lists_read_members_and_groups_only_when_shown(scim, crowd, monkeypatch):
     from directory.repository import Repository
 
-    asked: list[list[str]] = []
+    asked: list[tuple[str, list[str]]] = []
     original = Repository.search
 
     def spy(self, base, flt, attributes, **kw):
-        asked.append([a.lower() for a in attributes])
+        asked.append((flt.lower(), [a.lower() for a in attributes]))
         return original(self, base, flt, attributes, **kw)
 
     scim.post("/Groups", entra.group("Spied", [crowd["ann"]]))
@@ -462,12 +462,20 @@ def test_lists_read_member_and_member_of_only_when_shown(scim, crowd, monkeypatc
     def reads(path: str, attribute: str) -> bool:
         asked.clear()
         assert scim.get(path).status_code == 200
-        return any(attribute in a for a in asked)
+        return any(attribute in attrs for _, attrs in asked)
 
-    assert reads("/Users", "memberof")  # the default set shows groups
-    assert not reads("/Users?attributes=userName,emails", "memberof")
-    assert not reads("/Users?excludedAttributes=groups", "memberof")
-    assert reads("/Users?attributes=groups.value", "memberof")
+    def finds_groups(path: str) -> bool:
+        """A search for the groups that list the users (a user's groups are found from
+        the group side: memberOf is never read)."""
+        asked.clear()
+        assert scim.get(path).status_code == 200
+        assert not any("memberof" in attrs for _, attrs in asked)
+        return any("(member=" in flt for flt, _ in asked)
+
+    assert finds_groups("/Users")  # the default set shows groups
+    assert not finds_groups("/Users?attributes=userName,emails")
+    assert not finds_groups("/Users?excludedAttributes=groups")
+    assert finds_groups("/Users?attributes=groups.value")
     assert reads("/Groups", "member")
     assert not reads("/Groups?attributes=displayName", "member")
     assert not reads("/Groups?excludedAttributes=members&filter=" + q('displayName eq "Spied"'),
