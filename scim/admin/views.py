@@ -54,8 +54,6 @@ EXPIRY_CHOICES = {"": None, "30d": timedelta(days=30), "90d": timedelta(days=90)
 GRACE_CHOICES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24),
                  "7d": timedelta(days=7)}
 EVERYTHING = Projection()
-NO_GROUPS = Projection(excluded=tuple(parse_attribute_list("groups")))
-GROUPS_ONLY = Projection(tuple(parse_attribute_list("groups")))
 MEMBER_ROW = Projection(tuple(parse_attribute_list(
     "userName,displayName,name.formatted,name.givenName,name.familyName,emails,active")))
 
@@ -137,12 +135,6 @@ def _search(ctx: Context, kind: str, flt: str | None, page: int, *, sort_by: str
     q = query.Query(flt, (page - 1) * size + 1, size, projection, sort_by)
     result = query.search(ctx, kind, q)
     return Pager(page, size, int(result["totalResults"])), result["Resources"]
-
-
-def _count(ctx: Context, kind: str, flt: str) -> int:
-    """How many resources match (``count=0``: the directory counts, nothing is read)."""
-    result = query.search(ctx, kind, query.Query(flt, 1, 0, EVERYTHING))
-    return int(result["totalResults"])
 
 
 @bp.after_request
@@ -376,23 +368,11 @@ def users_page() -> ResponseReturnValue:
     status = request.args.get("status", "all")
     status = status if status in ("all", "active", "disabled") else "all"
     ctx = _context(tenant)
-    pager, found = _search(ctx, "User", user_filter(text, status), _page(), sort_by="userName",
-                           projection=NO_GROUPS)
-    memberships = _groups_of(ctx, [u["id"] for u in found])
-    rows = [user_row({**u, "groups": memberships.get(u["id"], [])}) for u in found]
+    pager, found = _search(ctx, "User", user_filter(text, status), _page(), sort_by="userName")
+    rows = [user_row(u) for u in found]
     return render_template("admin/users.html", active="users", tenant=tenant,
                            tenants=_store().tenants(), q=text, status=status, pager=pager,
                            users=rows)
-
-
-def _groups_of(ctx: Context, ids: list[str]) -> dict[str, list[dict]]:
-    """The groups of the users ``ids``, by id: one query for the page's groups (the
-    page itself is listed without them)."""
-    if not ids:
-        return {}
-    flt = " or ".join(f"id eq {literal(i)}" for i in ids)
-    found = query.search(ctx, "User", query.Query(flt, 1, len(ids), GROUPS_ONLY))
-    return {u["id"]: u.get("groups") or [] for u in found["Resources"]}
 
 
 def user_row(user: dict) -> dict:
@@ -468,9 +448,10 @@ def groups_page() -> ResponseReturnValue:
     flt = f"displayName co {literal(text)}" if text else None
     light = Projection(excluded=tuple(parse_attribute_list("members")))
     pager, found = _search(ctx, "Group", flt, _page(), sort_by="displayName", projection=light)
+    counts = groups.user_counts(ctx, [grp["id"] for grp in found])
     rows = [{"id": grp["id"], "displayName": grp.get("displayName", ""),
              "externalId": grp.get("externalId", ""),
-             "users": _count(ctx, "User", member_filter(grp["id"])),
+             "users": counts.get(grp["id"], 0),
              "modified": grp["meta"].get("lastModified")} for grp in found]
     return render_template("admin/groups.html", active="groups", tenant=tenant,
                            tenants=_store().tenants(), q=text, pager=pager, groups=rows)

@@ -105,6 +105,19 @@ def get(ctx: Context, scim_id: str, members: bool = True) -> dict:
         return _resource(ctx, entry, [_member(ctx, m.uuid, m.is_group) for m in listed])
 
 
+def user_counts(ctx: Context, ids: list[str]) -> dict[str, int]:
+    """How many users each group lists directly, by group id — from the groups' own
+    ``member`` values (one search per 200 groups). Counting users by ``(memberOf=…)``
+    instead makes slapd's dynlist go through every group for every user: 160 ms per
+    group at 100,000 users in 1,000 groups."""
+    with directory_errors(ctx.options.retry_after):
+        found = ctx.repo.resolve_ids(ids, kinds=("Group",), attributes=["member"])
+    people = "," + normalise_dn(ctx.repo.tenant.people_dn)
+    return {gid: sum(1 for v in found[gid.lower()].values("member")
+                     if normalise_dn(str(v)).endswith(people))
+            for gid in ids if gid.lower() in found}
+
+
 def _member_dns(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "",
                 resolved: dict[str, Entry] | None = None) -> list[str]:
     return [e.dn for e in _member_entries(ctx, ids, strict=strict, self_dn=self_dn,

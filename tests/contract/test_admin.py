@@ -455,6 +455,17 @@ def test_groups_page_counts_members_without_listing_them(signed_in, directory):
     assert "Analysts" not in text(signed_in.get("/admin/groups?q=every"))
 
 
+def test_groups_page_counts_users_not_nested_groups(app, signed_in, directory):
+    scim = Scim(app.test_client())
+    nest = scim.post("/Groups", {"schemas": [CORE_GROUP], "displayName": "Nest", "members": [
+        {"value": directory["small"]}, {"value": directory["users"][0]}]})
+    assert nest.status_code == 201
+    page = text(signed_in.get("/admin/groups?q=nest"))
+    rows = re.findall(r'">([^<]+)</a></td>\s*<td class="mono small">[^<]*</td>\s*'
+                      r'<td class="num">([\d,]+)</td>', page)
+    assert dict(rows) == {"Nest": "1"}
+
+
 def test_group_members_are_paged(signed_in, directory, base_dn):
     first = text(signed_in.get(f"/admin/groups/{directory['big']}"))
     assert "1–25 of 30 members" in first and f"cn=Everyone,ou=Groups,{base_dn}" in first
