@@ -298,7 +298,7 @@ def _run(ctx: Context, plan: _Plan, start: int, count: int) -> tuple[int, list[d
     if count <= 0:
         attrs = ["1.1"]
     elif plan.kind == "User":
-        attrs = users.read_attributes(ctx, plan.heavy)
+        attrs = users.read_attributes(ctx)
     else:
         attrs = groups.read_attributes(ctx, plan.heavy)
     if count > 0:

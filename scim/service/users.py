@@ -31,21 +31,20 @@ ATTEMPTS = 5
 NESTING_LIMIT = 16
 
 
-def read_attributes(ctx: Context, groups: bool = True) -> list[str]:
+def read_attributes(ctx: Context) -> list[str]:
     """What a user is read with. Never ``memberOf``: slapd 2.5's dynlist computes it by
     going through every group of the directory (measured: 0.4 ms to read a user
     without it, 3.4 ms with it among 1,000 groups), so a user's groups come from the
     group side instead — an indexed ``(member=<user DN>)`` search, flat in size (see
-    :func:`reference_index`). ``groups`` is kept for the callers' symmetry with Groups.
+    :func:`reference_index`).
     """
-    del groups
     return [*ctx.mapping.user.ldap_attributes, "objectClass", "pwdAccountLockedTime"]
 
 
-def find(ctx: Context, scim_id: str, groups: bool = True) -> Entry:
+def find(ctx: Context, scim_id: str) -> Entry:
     entry = None
     if valid_id(scim_id):
-        entry = ctx.repo.find_by_id("User", scim_id, read_attributes(ctx, groups))
+        entry = ctx.repo.find_by_id("User", scim_id, read_attributes(ctx))
     if entry is None:
         raise not_found("User", scim_id)
     return entry
@@ -70,7 +69,7 @@ Level = tuple[dict[str, Entry], dict[str, list[Entry]]]
 def first_references(ctx: Context, entries: list[Entry], groups: bool
                      ) -> tuple[list[str], list[str]]:
     """What the first search of :func:`reference_index` asks about: the DNs to resolve
-    (managers, groups) and the groups whose parents to find."""
+    (managers) and, with ``groups``, the entries whose groups to find (the users)."""
     pending = _manager_dns(ctx, entries)
     children = [e.dn for e in entries] if groups else []
     return pending, children
@@ -179,7 +178,7 @@ def _membership(ctx: Context, gid: str, display: str, kind: str) -> dict:
 
 def get(ctx: Context, scim_id: str, groups: bool = True) -> dict:
     with directory_errors(ctx.options.retry_after):
-        entry = find(ctx, scim_id, groups)
+        entry = find(ctx, scim_id)
         return render(ctx, entry, reference_index(ctx, [entry], groups), groups)
 
 
@@ -356,7 +355,7 @@ def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> di
     """
     with directory_errors(ctx.options.retry_after):
         for _ in range(ATTEMPTS):
-            entry = find(ctx, scim_id, groups=True)
+            entry = find(ctx, scim_id)
             check_if_match(if_match, entry)
             resource = build(ctx, entry, reference_index(ctx, [entry], groups=False))
             try:
@@ -403,7 +402,7 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
     finds it and finishes.
     """
     with directory_errors(ctx.options.retry_after):
-        entry = find(ctx, scim_id, groups=False)
+        entry = find(ctx, scim_id)
         check_if_match(if_match, entry)
         ctx.repo.remove_references(entry.dn, [r.ldap for r in ctx.mapping.user.references])
         try:
