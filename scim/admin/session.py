@@ -42,6 +42,8 @@ from flask.typing import ResponseReturnValue
 from directory import login as ldap_login
 from directory.admins import Admins
 from directory.errors import CONNECTION_ERRORS, DirectoryUnavailable
+from directory.tenant import trust_conflict
+from directory.tokens import Store
 from scim.admin import bp, state
 
 log = logging.getLogger("scim.admin")
@@ -154,6 +156,18 @@ _REASONS = {
 }
 
 
+def _trust_problem() -> str | None:
+    """Whether the admin base or group lies in a registered tenant's People or Groups
+    (tenants registered before the setting changed; ``tenant create`` refuses new ones)."""
+    settings = state().settings
+    tenants = Store(connection(), settings.LDAP_BASE_DN).tenants()
+    for name, dn in settings.admin_dns().items():
+        problem = trust_conflict(name, dn, tenants)
+        if problem:
+            return problem
+    return None
+
+
 def _end(user: Any) -> None:
     """Delete the session's entry (best effort) and clear the cookie."""
     sid = session.get("sid")
@@ -192,6 +206,10 @@ def login() -> ResponseReturnValue:
         return response
     name = request.form.get("username", "").strip()
     password = request.form.get("password", "")
+    problem = _trust_problem()
+    if problem:
+        log.error("admin sign-in refused: %s", problem)
+        return _login_page("The dashboard is misconfigured (see the service's log).", 503)
     dn = admins().dn(name)
     if dn is None or not ldap_login.password_ok(admin.settings, dn, password):
         admin.limiter.record(address)

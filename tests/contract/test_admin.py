@@ -272,6 +272,23 @@ def test_admin_cli_creates_lists_and_removes(app, ldap, base_dn):
     assert client.get("/admin/connector").status_code == 302
 
 
+def test_sign_in_refuses_an_admin_group_inside_a_registered_tenant(app, slapd, ldap, base_dn,
+                                                                   admins):
+    """A tenant registered before ADMIN_GROUP_DN was pointed into its ou=Groups."""
+    assert app.test_cli_runner().invoke(args=["tenant", "create", "late"]).exit_code == 0
+    group = f"cn=admins,ou=Groups,o=late,{base_dn}"
+    misconfigured = build(slapd, ADMIN_GROUP_DN=group)
+    try:
+        response = sign_in(misconfigured.test_client())
+        assert response.status_code == 503 and "misconfigured" in text(response)
+    finally:
+        misconfigured.extensions["scim_bridge"].pool.close()
+        for dn in (f"ou=People,o=late,{base_dn}", f"ou=Groups,o=late,{base_dn}",
+                   f"o=late,{base_dn}", f"cn=late,ou=Tenants,ou=Service,{base_dn}"):
+            with suppress(LDAPException):
+                ldap.delete(dn)
+
+
 def test_tenant_create_refuses_to_enclose_the_admin_group(slapd, base_dn, admins):
     group = f"cn=admins,ou=Groups,o=grabby,{base_dn}"
     app = build(slapd, ADMIN_GROUP_DN=group)
