@@ -143,3 +143,28 @@ def test_consumers_listener_is_off_by_default_and_ldaps_when_on(copy):
          "--listen", "off"], capture_output=True, text=True, timeout=60, check=False)
     assert off.returncode == 0, off.stderr
     assert _refused("127.0.0.2", listen)
+
+
+def test_listen_with_a_certificate_of_ones_own(copy, tmp_path):
+    cert, key = tmp_path / "own.pem", tmp_path / "own.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=ldap.example.test", "-addext",
+                    "subjectAltName=IP:127.0.0.2,IP:127.0.0.1,DNS:ldap.example.test"],
+                   check=True, capture_output=True, timeout=30)
+    listen = _free("127.0.0.2")
+    result = subprocess.run(
+        [sys.executable, str(copy.root / "scripts" / "slapd"), "start", "--dir", str(copy.dir),
+         "--port", str(copy.port), "--nosync", "--listen", f"127.0.0.2:{listen}",
+         "--cert", str(cert), "--key", str(key)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    context = ssl.create_default_context(cafile=str(cert))  # only the operator's cert
+    with socket.create_connection(("127.0.0.2", listen), timeout=2) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.2") as tls:
+        assert tls.getpeercert()["subject"] == ((("commonName", "ldap.example.test"),),)
+    copy.run("stop")
+    copy.run("start")  # kept on later starts, not replaced by the private CA's
+    with socket.create_connection(("127.0.0.2", listen), timeout=2) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.2"):
+        pass
