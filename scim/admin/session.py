@@ -192,8 +192,11 @@ def _login_page(error: str | None = None, status: int = 200) -> Response:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     if request.method == "GET":
-        if isinstance(session.get("user"), dict):
-            return redirect(_safe_next(request.args.get("next")))
+        user, sid = session.get("user"), session.get("sid")
+        if isinstance(user, dict) and isinstance(sid, str):
+            if admins().session_alive(str(user.get("dn", "")), sid):
+                return redirect(_safe_next(request.args.get("next")))
+            session.clear()  # ended elsewhere (sign-out, admin remove): sign in afresh
         csrf_token()
         return _login_page()
     admin = state()

@@ -124,7 +124,7 @@ def test_admin_remove_ends_the_sessions_at_once(stack):
     removed = flask_cli(stack["env"], "admin", "remove", "leaver").stdout
     assert "1 session(s) ended" in removed
     assert _opens(stack, saved) == {302}
-    assert Browser(stack["server"]).sign_in("leaver", password).status == 401
+    assert browser.sign_in("leaver", password).status == 401  # its login page is offered
 
 
 def test_sign_in_and_session_secrets_stay_out_of_the_logs(stack):
