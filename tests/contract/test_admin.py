@@ -243,6 +243,20 @@ def test_a_cookie_saved_before_sign_out_no_longer_opens_the_dashboard(app, signe
     assert _sessions(ldap, base_dn) == []
 
 
+def test_sessions_left_behind_are_purged_at_a_later_sign_in(app, signed_in, ldap, base_dn):
+    second = app.test_client()
+    assert sign_in(second).status_code == 302
+    assert len(_sessions(ldap, base_dn)) == 2  # neither was signed out
+    admin = app.extensions["scim_admin"]
+    start = admin.clock()
+    admin.clock = lambda: start + 29 * 60  # idle, but not twice ADMIN_IDLE_MINUTES yet
+    assert sign_in(app.test_client()).status_code == 302
+    assert len(_sessions(ldap, base_dn)) == 3
+    admin.clock = lambda: start + 31 * 60  # all three were written (by slapd's clock) at start
+    assert sign_in(app.test_client()).status_code == 302
+    assert len(_sessions(ldap, base_dn)) == 1  # they went; the new one stays
+
+
 def test_admin_remove_ends_its_sessions_at_once(app, signed_in, ldap, base_dn):
     saved = _saved_cookie(signed_in)
     result = app.test_cli_runner().invoke(args=["admin", "remove", ADMIN_LOGIN])
