@@ -75,7 +75,9 @@ def _field(attr: Attribute, nested: bool = False) -> fields.Field:
     else:
         inner = StrictString(allow_none=True)
     if attr.multi_valued:
-        return fields.List(inner, allow_none=True)
+        most = [] if attr.max_values is None else [validate.Length(
+            max=attr.max_values, error="holds more than {max} values")]
+        return fields.List(inner, allow_none=True, validate=most)
     return inner
 
 
