@@ -9,6 +9,7 @@ lookups), otherwise one more: a Virtual List View search for the window (see
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -59,13 +60,22 @@ class Query:
     descending: bool = False
 
 
+#: What a whole number too long for ``int()`` (over 4,300 digits) stands for: past any
+#: page (startIndex) or more than any page (count); negative ones mean 1 and 0 anyway.
+_HUGE = 2**63
+_DIGITS = re.compile(r"\s*([+-]?)\d+\s*")
+
+
 def _int(value: str | None, name: str, default: int | None) -> int | None:
     if value is None or value == "":
         return default
     try:
         return int(value)
     except ValueError:
-        raise BadRequest(f"{name} must be a whole number, got {value!r}") from None
+        whole = _DIGITS.fullmatch(value)
+        if whole:
+            return -_HUGE if whole[1] == "-" else _HUGE
+        raise BadRequest(f"{name} must be a whole number, got {value[:40]!r}") from None
 
 
 def parse_query(filter_text: str | None, start_index: str | None, count: str | None,

@@ -210,6 +210,42 @@ def test_start_index_past_vlv_on_groups_and_searches(scim, crowd):
             assert (r.json["totalResults"], r.json["Resources"]) == (total, []), (path, extra)
 
 
+def test_numbers_too_long_for_int_are_past_the_end(scim, crowd):
+    """Over 4,300 digits Python's int() refuses: still a number, still past the end."""
+    digits = "9" * 5000
+    r = scim.get(f"/Users?startIndex={digits}&count={digits}")
+    assert r.status_code == 200, r.json
+    assert (r.json["totalResults"], r.json["Resources"]) == (3, [])
+    r = scim.get(f"/Users?startIndex=-{digits}&count={digits}")
+    assert (r.status_code, r.json["totalResults"], len(r.json["Resources"])) == (200, 3, 3)
+    r = scim.get(f"/Users?count=-{digits}")
+    assert (r.status_code, r.json["totalResults"], r.json["Resources"]) == (200, 3, [])
+    error(scim.get("/Users?startIndex=12abc"), 400, None, "startIndex", "whole number")
+
+
+def test_huge_integers_in_bodies_are_400_audited_and_write_nothing(scim, ldap, base_dn, ids,
+                                                                   audit_path):
+    before = tree(ldap, base_dn)
+    digits = "9" * 5000
+    user = json.dumps(entra.minimal_user("big@x.org"))[:-1] + ', "displayName": NUM}'
+    ops = ('{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":'
+           '[{"op":"replace","path":"displayName","value":NUM}]}')
+    for method, path, body in (("post", "/Users", user), ("put", f"/Users/{ids['user']}", user),
+                               ("patch", f"/Users/{ids['user']}", ops),
+                               ("patch", f"/Groups/{ids['group']}", ops)):
+        error(raw(scim, method, path, body.replace("NUM", digits)), 400, "invalidSyntax",
+              "not valid JSON", "digits")
+        for number in ("1" + "0" * 400, "1e999", "-1e999"):  # fits int(), or a float's inf
+            r = raw(scim, method, path, body.replace("NUM", number))
+            error(r, 400, "invalidValue", "displayName", "string")
+    assert tree(ldap, base_dn) == before
+    records = [r for r in read_audit(audit_path, 1000) if r["status"] == 400]
+    assert len(records) == 16 and {r["method"] for r in records} == {"POST", "PUT", "PATCH"}
+    body = {"schemas": [SEARCH], "startIndex": int(digits[:4000]), "count": 10**400}
+    r = scim.post("/Users/.search", body)
+    assert (r.status_code, r.json["totalResults"], r.json["Resources"]) == (200, 1, []), r.json
+
+
 def test_huge_count_is_a_full_page(scim, crowd):
     r = scim.get(f"/Users?count={10**30}&startIndex=2")
     assert r.status_code == 200 and r.json["totalResults"] == 3
