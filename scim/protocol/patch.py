@@ -186,28 +186,12 @@ def resolve(path: PatchPath, rtype: ResourceType, raw: str) -> Target:
 
 def matches(expr: Expr, element: Any, attr: Attribute) -> bool:
     """Evaluate a value filter (``type eq "work"``) against one element."""
-    if isinstance(expr, And):
-        return all(matches(e, element, attr) for e in expr.items)
-    if isinstance(expr, Or):
-        return any(matches(e, element, attr) for e in expr.items)
-    if isinstance(expr, Not):
-        return not matches(expr.expr, element, attr)
-    if isinstance(expr, ValuePath):
-        raise InvalidValue("nested value filters are not supported")
-    if not isinstance(element, dict):
-        return False
-    name = expr.path.sub or expr.path.attr
-    actual = next((v for k, v in element.items() if k.lower() == name.lower()), None)
-    if isinstance(expr, Present):
-        return actual not in (None, "", [], {})
-    assert isinstance(expr, Compare)
-    sub = attr.sub(name)
-    return compare_values(expr.op, actual, expr.value, bool(sub and sub.case_exact))
+    return bool(predicate(expr, attr)(element))
 
 
 def predicate(expr: Expr, attr: Attribute) -> Any:
-    """:func:`matches` with the filter resolved once (names, case rules): a PATCH
-    operation tests every element of a list against it."""
+    """The value filter as a test of one element, resolved once (names, case rules): a
+    PATCH operation tests every element of a list with it."""
     if isinstance(expr, And):
         parts = [predicate(e, attr) for e in expr.items]
         return lambda element: all(p(element) for p in parts)

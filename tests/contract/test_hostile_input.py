@@ -167,6 +167,17 @@ def test_lone_surrogate_is_400_invalid_value_naming_the_attribute(
     assert all(r["result"] == "failure" for r in records)
 
 
+def test_a_lone_surrogate_in_a_query_string_filter_is_a_4xx(scim, ids):
+    """In a GET the filter is text of the URL: a JSON-style escape of a lone surrogate in
+    its string literal is a filter error; a percent-encoded one is not UTF-8 at all and
+    decodes to U+FFFD, which matches nobody."""
+    for escaped in ('userName eq "x\\ud800"', 'userName eq "\\udc00y"'):
+        r = scim.get("/Users", query_string={"filter": escaped})
+        error(r, 400, "invalidFilter", "surrogate")
+    r = scim.get("/Users?filter=userName%20eq%20%22x%ED%A0%80%22")
+    assert (r.status_code, r.json["totalResults"]) == (200, 0), r.json
+
+
 def test_a_surrogate_pair_is_a_character(scim, ldap, base_dn):
     body = json.dumps(entra.minimal_user("PLACE@x.org")).replace("PLACE", "smile\\ud83d\\ude00")
     r = raw(scim, "post", "/Users", body)
