@@ -77,7 +77,8 @@ def _check_text(text: str, body: Any, where: tuple[Any, ...]) -> None:
 
 def describe(body: Any, where: tuple[Any, ...]) -> str:
     """Name a place in a body the way a client wrote it: ``emails[0].value``; inside a
-    PATCH operation, the operation's own path (``password``) with the place after it."""
+    PATCH operation's value, the operation's own path (``password``) with the place
+    after it — or, for a path-less one, the key (``password``), itself a path."""
     if len(where) >= 3 and isinstance(where[0], str) and where[0].lower() == "operations" \
             and isinstance(body, dict) and isinstance(where[1], int) \
             and isinstance(where[2], str) and where[2].lower() == "value":
@@ -85,6 +86,8 @@ def describe(body: Any, where: tuple[Any, ...]) -> str:
         path = next((v for k, v in op.items() if k.lower() == "path"), None)
         if isinstance(path, str) and path and not _SURROGATE.search(path):
             return _join((path, *where[3:]))
+        if not path and len(where) > 3:
+            return _join(where[3:])
     return _join(where) or "the body"
 
 

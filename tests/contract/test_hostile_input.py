@@ -142,7 +142,7 @@ def surrogate_bodies(ids: dict[str, str]) -> list[tuple[str, str, str, str]]:
         ("put", f"/Users/{ids['user']}", put.replace("PLACE", lone_low), "displayName"),
         ("patch", f"/Users/{ids['user']}", password.replace("PLACE", "pw\\ud800"), "password"),
         ("patch", f"/Users/{ids['user']}", pathless.replace("PLACE", "pw\\ud800"),
-         "Operations[0].value.password"),
+         "password"),
         ("post", "/Users", email.replace("PLACE", "a\\ud800@x.org"), "emails[0].value"),
         ("post", "/Groups", group.replace("PLACE", "G\\ud800"), "displayName"),
         ("put", f"/Groups/{ids['group']}", group.replace("PLACE", "G\\udfff"), "displayName"),
