@@ -318,15 +318,17 @@ def _as_list(value: Any) -> list[Any]:
 def _apply_multi(container: dict[str, Any], key: str, op: PatchOperation, t: Target) -> None:
     """One operation on a multi-valued attribute. Its cost is bounded by the length of
     the list, and the list by ``max_values``: a PATCH that grows it past that is
-    refused here, so N operations cost O(N × max_values), never O(N²)."""
+    refused here, so N operations cost O(N × max_values), never O(N²). (An entry made
+    outside SCIM may hold more; such a list may shrink, not grow.)"""
     elements = container.get(key)
     if not isinstance(elements, list):
         elements = []
+    limit = None if t.attr.max_values is None else max(t.attr.max_values, len(elements))
     if t.value_filter is None:
         elements = _multi_whole(elements, op, t)
     else:
         elements = _multi_filtered(elements, op, t)
-    if t.attr.max_values is not None and len(elements) > t.attr.max_values:
+    if limit is not None and len(elements) > limit:
         raise InvalidValue(f"{t.attr.name}: at most {t.attr.max_values} values "
                            f"(this PATCH makes {len(elements)})")
     if elements:

@@ -201,3 +201,26 @@ def test_an_unknown_sub_attribute_is_refused_on_every_method(scim, ldap, base_dn
         assert (r.status_code, r.json["scimType"]) == (400, "invalidValue"), r.json
         assert "unknown sub-attribute 'colour'" in r.json["detail"]
     assert tree(ldap, base_dn) == before
+
+
+def test_an_entry_made_outside_scim_with_more_values_stays_patchable(scim, ldap, base_dn):
+    dn = f"uid=hoarder,ou=People,{base_dn}"
+    mails = [f"m{i:03d}@x.org" for i in range(120)]
+    ldap.add(dn, ["inetOrgPerson"], {"uid": "hoarder", "cn": "Hoarder", "sn": "H",
+                                     "mail": mails})
+    user = scim.get('/Users?filter=userName%20eq%20%22hoarder%22').json["Resources"][0]
+    assert [e["value"] for e in user["emails"]] == mails
+    uid = user["id"]
+    r = scim.patch(f"/Users/{uid}", patch({"op": "Replace", "path": "title", "value": "T"}))
+    assert r.status_code == 200, r.json
+    r = scim.patch(f"/Users/{uid}", patch({"op": "Add", "path": "emails",
+                                           "value": [{"type": "work", "value": "new@x.org"}]}))
+    assert (r.status_code, r.json["scimType"]) == (400, "invalidValue")
+    assert "at most 100 values" in r.json["detail"]
+    r = scim.patch(f"/Users/{uid}", patch({"op": "Remove",
+                                           "path": 'emails[value eq "m000@x.org"]'}))
+    assert r.status_code == 200, r.json
+    assert ldap_of(ldap, base_dn, uid).get("mail") == mails[1:]
+    r = scim.put(f"/Users/{uid}", {**entra.minimal_user("hoarder"), "emails": user["emails"]})
+    assert (r.status_code, r.json["scimType"]) == (400, "invalidValue")  # a client's body
+    assert "more than 100 values" in r.json["detail"]
