@@ -228,6 +228,7 @@ class ResourceMapping:
                                f"(RFC 7643 §2.4), got {len(chosen)}")
         used = {e.get("type") for e in elements if e.get("type")}
         by_type: dict[str, list[dict[str, Any]]] = {}
+        held: dict[str, set[str]] = {}  # per LDAP attribute, its values lower-cased
         for element in elements:
             etype = element.get("type")
             if not etype:
@@ -253,7 +254,7 @@ class ResourceMapping:
                         json.dumps(extra, ensure_ascii=False, sort_keys=True,
                                    separators=(",", ":")))
                 else:
-                    stored = [self._store_value(etype, rows, sub, value, out)
+                    stored = [self._store_value(etype, rows, sub, value, out, held)
                               for sub, value in values.items()]
                     if not any(stored):  # the same value twice: one element
                         continue
@@ -276,15 +277,16 @@ class ResourceMapping:
         return values
 
     def _store_value(self, etype: str, rows: list[Row], sub: str, value: str,
-                     out: dict[str, list[str]]) -> bool:
+                     out: dict[str, list[str]], held: dict[str, set[str]]) -> bool:
         """Add ``value`` to its LDAP attribute; False when that already holds it (LDAP
         values are a set: a value-filtered replace that makes two e-mails equal leaves
         one, as a client that sent the same e-mail twice gets one)."""
         row = next(r for r in rows if r.loc.type == etype and r.loc.sub == sub)
-        held = out.setdefault(row.ldap, [])
-        if any(v.lower() == value.lower() for v in held):
+        seen = held.setdefault(row.ldap, set())
+        if value.lower() in seen:
             return False
-        held.append(value)
+        seen.add(value.lower())
+        out.setdefault(row.ldap, []).append(value)
         return True
 
     # -- LDAP -> SCIM ---------------------------------------------------------------
@@ -299,11 +301,14 @@ class ResourceMapping:
             values = attrs.get(row.ldap.lower())
             if not values or row.codec == "password" or row.ldap.lower() in derived:
                 continue
-            every = (row.loc.attr, row.loc.type) in self.value_only
-            for index, raw in enumerate(values if every else values[:1]):
-                value = _decode(row, raw, refs or {})
-                if value is not None:
-                    _put(resource, row.loc, value, index)
+            if (row.loc.attr, row.loc.type) in self.value_only:  # one element a value
+                resource.setdefault(row.loc.attr, []).extend(
+                    {"type": row.loc.type, "value": _decode(row, raw, refs or {})}
+                    for raw in values)
+                continue
+            value = _decode(row, values[0], refs or {})
+            if value is not None:
+                _put(resource, row.loc, value)
         for raw in sorted(attrs.get(EXTRA.lower(), []), key=_extra_order):
             extra = _extra(raw)
             if extra is not None and self.rtype.schema.attribute(extra["attr"]) is not None:
@@ -382,9 +387,7 @@ def _get(resource: dict[str, Any], loc: Locator) -> Any:
     return value
 
 
-def _put(resource: dict[str, Any], loc: Locator, value: Any, index: int = 0) -> None:
-    """Place ``value``; in a multi-valued attribute, in the ``index``-th element of its
-    type (0: the first), made when missing."""
+def _put(resource: dict[str, Any], loc: Locator, value: Any) -> None:
     container = resource.setdefault(loc.urn, {}) if loc.urn else resource
     if loc.type is None:
         if loc.sub is None:
@@ -393,11 +396,11 @@ def _put(resource: dict[str, Any], loc: Locator, value: Any, index: int = 0) -> 
             container.setdefault(loc.attr, {})[loc.sub] = value
         return
     elements = container.setdefault(loc.attr, [])
-    of_type = [e for e in elements if e.get("type") == loc.type]
-    while len(of_type) <= index:
-        of_type.append({"type": loc.type})
-        elements.append(of_type[-1])
-    of_type[index][loc.sub or "value"] = value
+    element = next((e for e in elements if e.get("type") == loc.type), None)
+    if element is None:
+        element = {"type": loc.type}
+        elements.append(element)
+    element[loc.sub or "value"] = value
 
 
 def _extra(raw: Any) -> dict[str, Any] | None:
