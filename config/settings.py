@@ -146,7 +146,8 @@ class Settings:
         default=256, metadata=_doc("Most comparisons (`attr op value`, `attr pr`) in a filter.")
     )
     SCIM_MAX_OPERATIONS: int = field(
-        default=1000, metadata=_doc("Most operations in one PATCH request.")
+        default=1000, metadata=_doc("Most operations in one PATCH request; each key of a "
+                                    "path-less operation's value counts as one.")
     )
     SCIM_MAX_MEMBERS_PER_PATCH: int = field(
         default=10000, metadata=_doc("Most member values in one PATCH request.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import secrets
 import tomllib
@@ -35,6 +36,10 @@ _PATH = re.compile(
 )
 #: Sub-attributes of multi-valued elements that are structure, not stored values.
 _STRUCTURAL = {"type", "primary", "display", "$ref"}
+#: Where a further element of a type whose mapped attributes hold several sub-values
+#: (an address) is kept, as JSON: its values cannot go beside the first element's in
+#: street, l, … (two addresses in one city would be one LDAP value twice).
+EXTRA = "scimExtraValue"
 
 
 class MappingError(ValueError):
@@ -119,6 +124,13 @@ class ResourceMapping:
             loc, leaf = parse_locator(path, rtype)
             rows.append(Row(loc, ldap, codec, leaf))
         self.rows = tuple(rows)
+        #: (attribute, type) pairs stored in one LDAP attribute holding just ``value``:
+        #: every element of the type is one value of it (all of a user's work e-mails in
+        #: ``mail``, the primary first), so LDAP readers and filters see them all.
+        self.value_only = frozenset(
+            (r.loc.attr, r.loc.type) for r in rows if r.loc.type is not None
+            and all(o.loc.sub == "value" for o in rows
+                    if (o.loc.attr, o.loc.type) == (r.loc.attr, r.loc.type)))
         self.derived: dict[str, list[Locator]] = {
             ldap: [parse_locator(p, rtype)[0] for p in paths]
             for ldap, paths in table.get("derived", {}).items()
@@ -148,7 +160,7 @@ class ResourceMapping:
     def ldap_attributes(self) -> list[str]:
         """LDAP attributes to read for a full resource (never the password)."""
         names = [r.ldap for r in self.rows if r.codec != "password"]
-        return [*dict.fromkeys([*names, "scimDerived", "scimPrimary"])]
+        return [*dict.fromkeys([*names, "scimDerived", "scimPrimary", EXTRA])]
 
     # -- SCIM -> LDAP ---------------------------------------------------------------
 
@@ -198,33 +210,84 @@ class ResourceMapping:
         _encode(row, value, out, refs, scheme)
 
     def _place_multi(self, attr: Attribute, elements: list[Any], out, primary) -> None:
+        """Every element is stored (RFC 7643 §2.4 limits only ``primary`` to one).
+
+        Elements are grouped by type (an untyped one takes the first type no element
+        has), the primary first. A value-only type (e-mails, phone numbers) keeps all its
+        values in its LDAP attribute in that order; for other types (addresses) the
+        first element fills the mapped attributes and each further one is a JSON value
+        of :data:`EXTRA`. ``scimPrimary`` says which is primary: ``emails=work`` is the
+        first work value; an explicit ``false`` is kept too (``emails=work:false``, and
+        ``emails=work#2:false`` for the third), so a resource round-trips exactly.
+        """
         rows = self.rows_for(None, attr.name)
         types = list(dict.fromkeys(r.loc.type for r in rows))
-        seen: set[str] = set()
+        chosen = [e for e in elements if e.get("primary") is True]
+        if len(chosen) > 1:
+            raise InvalidValue(f"{attr.name}: at most one value may be primary "
+                               f"(RFC 7643 §2.4), got {len(chosen)}")
+        used = {e.get("type") for e in elements if e.get("type")}
+        by_type: dict[str, list[dict[str, Any]]] = {}
+        held: dict[str, set[str]] = {}  # per LDAP attribute, its values lower-cased
         for element in elements:
-            etype = element.get("type") or next((t for t in types if t not in seen), None)
+            etype = element.get("type")
+            if not etype:
+                etype = next((t for t in types if t not in used), types[0] if types else None)
+                used.add(etype)
             if etype not in types:
                 raise InvalidValue(
                     f"{attr.name} of type {element.get('type')!r} cannot be stored; "
                     f"supported types: {', '.join(str(t) for t in types)}")
-            if etype in seen:
-                raise InvalidValue(f"{attr.name}: at most one value of type {etype!r}")
-            seen.add(etype)
-            stored = False
-            for sub_name, sub_value in element.items():
-                if sub_name in _STRUCTURAL or sub_value is None:
+            by_type.setdefault(str(etype), []).append(element)
+        for etype, group in by_type.items():
+            group.sort(key=lambda e: e.get("primary") is not True)  # stable
+            index = 0
+            for element in group:
+                values = self._element_values(attr, etype, element, rows)
+                if not values:  # nothing to store (type or primary alone)
                     continue
-                row = next((r for r in rows if r.loc.type == etype and r.loc.sub == sub_name),
-                           None)
-                if row is None:
-                    raise InvalidValue(f'{attr.name}[type eq "{etype}"].{sub_name} cannot be '
-                                       "stored in this directory (not in the attribute mapping)")
-                _encode(row, sub_value, out, {}, "")
-                stored = stored or row.ldap in out
-            # false is kept too (exact round trip); an element without values has no flag
-            if stored and element.get("primary") is not None:
-                flag = f"{attr.name}={etype}"
-                primary.append(flag if element["primary"] else f"{flag}:false")
+                flag = element.get("primary")
+                if index and (attr.name, etype) not in self.value_only:
+                    extra = {"attr": attr.name, "type": etype, "index": index,
+                             "value": {**values, **({} if flag is None else {"primary": flag})}}
+                    out.setdefault(EXTRA, []).append(
+                        json.dumps(extra, ensure_ascii=False, sort_keys=True,
+                                   separators=(",", ":")))
+                else:
+                    stored = [self._store_value(etype, rows, sub, value, out, held)
+                              for sub, value in values.items()]
+                    if not any(stored):  # the same value twice: one element
+                        continue
+                    if flag is not None:
+                        name = f"{attr.name}={etype}" + (f"#{index}" if index else "")
+                        primary.append(name if flag else f"{name}:false")
+                index += 1
+
+    def _element_values(self, attr: Attribute, etype: str, element: dict[str, Any],
+                        rows: list[Row]) -> dict[str, str]:
+        """The element's stored sub-values (``sub -> text``), each one the table maps."""
+        values: dict[str, str] = {}
+        for sub_name, sub_value in element.items():
+            if sub_name in _STRUCTURAL or sub_value is None or sub_value == "":
+                continue
+            if not any(r.loc.type == etype and r.loc.sub == sub_name for r in rows):
+                raise InvalidValue(f'{attr.name}[type eq "{etype}"].{sub_name} cannot be '
+                                   "stored in this directory (not in the attribute mapping)")
+            values[sub_name] = str(sub_value)
+        return values
+
+    def _store_value(self, etype: str, rows: list[Row], sub: str, value: str,
+                     out: dict[str, list[str]], held: dict[str, set[str]]) -> bool:
+        """Add ``value`` to its LDAP attribute; False when that already holds it (LDAP
+        values are a set: a value-filtered replace that makes two e-mails equal leaves
+        one, as a client that sent the same e-mail twice gets one)."""
+        row = next(r for r in rows if r.loc.type == etype and r.loc.sub == sub)
+        seen = held.setdefault(row.ldap, set())
+        if value.lower() in seen:
+            return False
+        seen.add(value.lower())
+        out.setdefault(row.ldap, []).append(value)
+        return True
 
     # -- LDAP -> SCIM ---------------------------------------------------------------
 
@@ -238,15 +301,31 @@ class ResourceMapping:
             values = attrs.get(row.ldap.lower())
             if not values or row.codec == "password" or row.ldap.lower() in derived:
                 continue
+            if (row.loc.attr, row.loc.type) in self.value_only:  # one element a value
+                resource.setdefault(row.loc.attr, []).extend(
+                    {"type": row.loc.type, "value": _decode(row, raw, refs or {})}
+                    for raw in values)
+                continue
             value = _decode(row, values[0], refs or {})
             if value is not None:
                 _put(resource, row.loc, value)
+        for raw in sorted(attrs.get(EXTRA.lower(), []), key=_extra_order):
+            extra = _extra(raw)
+            if extra is not None and self.rtype.schema.attribute(extra["attr"]) is not None:
+                resource.setdefault(extra["attr"], []).append(
+                    {"type": extra["type"], **extra["value"]})
         for flag in attrs.get("scimprimary", []):
             name, _, etype = str(flag).partition("=")
             etype, _, negative = etype.partition(":")
-            for element in resource.get(name, []):
-                if element.get("type") == etype:
-                    element["primary"] = not negative
+            etype, _, number = etype.partition("#")
+            of_type = [e for e in resource.get(name, []) if e.get("type") == etype]
+            index = int(number) if number.isdigit() else 0
+            if index < len(of_type):
+                of_type[index]["primary"] = not negative
+        for row in self.rows:  # the primary value first (stable otherwise)
+            elements = resource.get(row.loc.attr) if row.loc.type else None
+            if isinstance(elements, list):
+                elements.sort(key=lambda e: e.get("primary") is not True)
         return resource
 
 
@@ -322,6 +401,24 @@ def _put(resource: dict[str, Any], loc: Locator, value: Any) -> None:
         element = {"type": loc.type}
         elements.append(element)
     element[loc.sub or "value"] = value
+
+
+def _extra(raw: Any) -> dict[str, Any] | None:
+    """A :data:`EXTRA` value, or None when it is not one the bridge wrote."""
+    try:
+        extra = json.loads(str(raw))
+    except ValueError:
+        return None
+    if not isinstance(extra, dict) or not isinstance(extra.get("value"), dict) \
+            or not isinstance(extra.get("attr"), str) or not isinstance(extra.get("type"), str):
+        return None
+    return extra
+
+
+def _extra_order(raw: Any) -> int:
+    extra = _extra(raw)
+    index = extra.get("index") if extra else None
+    return index if isinstance(index, int) else 0
 
 
 def hash_password(password: str, scheme: str = "SSHA512") -> str:

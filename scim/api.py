@@ -139,8 +139,8 @@ def replace_group(scim_id: str) -> Response:
 
 @bp.patch("/Groups/<scim_id>")
 def patch_group(scim_id: str) -> Response:
-    groups.patch(context(), scim_id, json_body(), request.headers.get("If-Match"))
-    return scim_response(status=204)
+    version = groups.patch(context(), scim_id, json_body(), request.headers.get("If-Match"))
+    return scim_response(status=204, headers={"ETag": version})
 
 
 @bp.delete("/Groups/<scim_id>")

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from directory import Pool, Repository, Tenant
@@ -139,12 +138,11 @@ def _created_id(response: Response) -> str | None:
 
 
 def _body(response: Response) -> Any:
-    if request.method == "DELETE" or response.status_code == 413:
+    """The body the view parsed (``scim.web.json_body``), never parsed again here: a
+    body it refused (too deep, not JSON, wrong media type) names no attributes."""
+    if request.method == "DELETE":
         return None
-    try:
-        return request.get_json(force=True, silent=True)
-    except HTTPException:  # the body could not be read (too large, cut short)
-        return None
+    return g.get("scim_body")
 
 
 # --- endpoints ------------------------------------------------------------------------------

@@ -163,7 +163,21 @@ def load_resource(body: Any, rtype: ResourceType, *, check_schemas: bool = True)
     for i, ext in enumerate(rtype.extensions):
         if f"extension_{i}" in loaded:
             loaded[ext.id] = loaded.pop(f"extension_{i}")
+    if check_schemas:
+        _check_counts(loaded, rtype)
     return _prune(loaded)
+
+
+def _check_counts(loaded: dict, rtype: ResourceType) -> None:
+    """A client's body holds at most ``max_values`` of a multi-valued attribute. (A
+    patched resource is not checked here: the PATCH engine refuses growth past the limit,
+    and an entry made outside SCIM with more values stays patchable.)"""
+    for attr in rtype.schema.attributes:
+        held = loaded.get(attr.name)
+        if attr.max_values is not None and isinstance(held, list) \
+                and len(held) > attr.max_values:
+            raise InvalidValue(f"{attr.name!r} holds more than {attr.max_values} values "
+                               f"({len(held)})")
 
 
 def _prune(value: Any) -> Any:

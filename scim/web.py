@@ -6,10 +6,11 @@ import io
 import json
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from scim.protocol.errors import InvalidSyntax, UnsupportedMediaType
+from scim.protocol.errors import UnsupportedMediaType
+from scim.protocol.jsonvalue import parse_json
 
 SCIM_JSON = "application/scim+json"
 _ACCEPTED = ("application/scim+json", "application/json")
@@ -72,16 +73,21 @@ def scim_response(body: Any = None, status: int = 200,
 
 
 def json_body() -> Any:
-    """The request's JSON body: 415 for another media type, 400 if not JSON."""
+    """The request's JSON body: 415 for another media type, 400 if not JSON, nested too
+    deeply or holding a lone surrogate (:func:`scim.protocol.jsonvalue.parse_json`).
+
+    The parsed body is kept in ``g.scim_body`` for the audit trail, which must never
+    parse a body again (a hostile one would fail there, and the record be lost).
+    """
     mimetype = (request.mimetype or "").lower()
     if mimetype not in _ACCEPTED:
+        sent = request.content_type
         raise UnsupportedMediaType(
-            f"send the body as application/scim+json or application/json, "
-            f"not {request.content_type or 'no Content-Type'}"
+            "send the body as application/scim+json or application/json"
+            + (f", not {sent}" if sent else " (the request has no Content-Type header)")
         )
     _bound_chunked_body()
     raw = request.get_data(cache=True)
-    try:
-        return json.loads(raw.decode(request.mimetype_params.get("charset", "utf-8")))
-    except (ValueError, LookupError) as exc:
-        raise InvalidSyntax(f"the body is not valid JSON: {exc}") from None
+    body = parse_json(raw, request.mimetype_params.get("charset", "utf-8"))
+    g.scim_body = body
+    return body

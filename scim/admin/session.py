@@ -101,8 +101,10 @@ def release(exc: BaseException | None) -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    """A local dashboard path to return to after sign-in (never another site)."""
-    if target:
+    """A local dashboard path to return to after sign-in (never another site). Control
+    characters (CR/LF: a header injection) make any target invalid: no Location may hold
+    them."""
+    if target and target.isprintable():
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and parts.path.startswith("/admin/") \
                 and not target.startswith("//") and "\\" not in target:

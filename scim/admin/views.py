@@ -89,9 +89,14 @@ def _context(tenant: Tenant) -> Context:
     return Context(repo, _ext().mapping, endpoint(), _ext().options)
 
 
+#: Past any real result (25 a page): a larger page number is answered as this one, an
+#: empty page, instead of a startIndex no directory can page to.
+MAX_PAGE = 10**8
+
+
 def _page() -> int:
     try:
-        return max(1, int(request.args.get("page", "1")))
+        return min(max(1, int(request.args.get("page", "1"))), MAX_PAGE)
     except ValueError:
         return 1
 

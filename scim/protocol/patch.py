@@ -19,7 +19,13 @@ from typing import Any
 from scim.protocol.errors import InvalidSyntax, InvalidValue, Mutability, NoTarget
 from scim.protocol.filter import And, AttrPath, Compare, Expr, Not, Or, Present, ValuePath
 from scim.protocol.paths import PatchPath, parse_patch_path
-from scim.protocol.schema import PATCH_OP, Attribute, ResourceType, common_attribute
+from scim.protocol.schema import (
+    GROUP_SCHEMA,
+    PATCH_OP,
+    Attribute,
+    ResourceType,
+    common_attribute,
+)
 
 OPS = ("add", "replace", "remove")
 
@@ -46,7 +52,21 @@ def parse_patch_request(body: Any, *, max_operations: int) -> list[PatchOperatio
         raise InvalidSyntax("'Operations' must be a non-empty array")
     if len(ops) > max_operations:
         raise InvalidValue(f"too many operations: {len(ops)} (at most {max_operations})")
-    return [_parse_operation(i, raw) for i, raw in enumerate(ops)]
+    parsed = [_parse_operation(i, raw) for i, raw in enumerate(ops)]
+    weight = sum(_weight(op) for op in parsed)
+    if weight > max_operations:
+        raise InvalidValue(f"too many operations: {weight} (at most {max_operations}; each "
+                           "key of a path-less operation's value counts as one operation)")
+    return parsed
+
+
+def _weight(op: PatchOperation) -> int:
+    """How many operations ``op`` stands for: one per key of a path-less value (an
+    extension's object counts its own keys), as :func:`expand` will make of it."""
+    if op.path is not None:
+        return 1
+    return sum(len(v) if _is_schema_urn(str(k)) and isinstance(v, dict) else 1
+               for k, v in op.value.items()) or 1
 
 
 def _parse_operation(index: int, raw: Any) -> PatchOperation:
@@ -166,23 +186,38 @@ def resolve(path: PatchPath, rtype: ResourceType, raw: str) -> Target:
 
 def matches(expr: Expr, element: Any, attr: Attribute) -> bool:
     """Evaluate a value filter (``type eq "work"``) against one element."""
+    return bool(predicate(expr, attr)(element))
+
+
+def predicate(expr: Expr, attr: Attribute) -> Any:
+    """The value filter as a test of one element, resolved once (names, case rules): a
+    PATCH operation tests every element of a list with it."""
     if isinstance(expr, And):
-        return all(matches(e, element, attr) for e in expr.items)
+        parts = [predicate(e, attr) for e in expr.items]
+        return lambda element: all(p(element) for p in parts)
     if isinstance(expr, Or):
-        return any(matches(e, element, attr) for e in expr.items)
+        parts = [predicate(e, attr) for e in expr.items]
+        return lambda element: any(p(element) for p in parts)
     if isinstance(expr, Not):
-        return not matches(expr.expr, element, attr)
+        inner = predicate(expr.expr, attr)
+        return lambda element: not inner(element)
     if isinstance(expr, ValuePath):
         raise InvalidValue("nested value filters are not supported")
-    if not isinstance(element, dict):
-        return False
-    name = expr.path.sub or expr.path.attr
-    actual = next((v for k, v in element.items() if k.lower() == name.lower()), None)
-    if isinstance(expr, Present):
-        return actual not in (None, "", [], {})
-    assert isinstance(expr, Compare)
+    name = (expr.path.sub or expr.path.attr).lower()
+    present = isinstance(expr, Present)
     sub = attr.sub(name)
-    return compare_values(expr.op, actual, expr.value, bool(sub and sub.case_exact))
+    case_exact = bool(sub and sub.case_exact)
+
+    def test(element: Any) -> bool:
+        if not isinstance(element, dict):
+            return False
+        actual = element.get(name) if name in element else next(
+            (v for k, v in element.items() if k.lower() == name), None)
+        if present:
+            return actual not in (None, "", [], {})
+        assert isinstance(expr, Compare)
+        return compare_values(expr.op, actual, expr.value, case_exact)
+    return test
 
 
 def compare_values(op: str, actual: Any, expected: Any, case_exact: bool) -> bool:
@@ -281,13 +316,21 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _apply_multi(container: dict[str, Any], key: str, op: PatchOperation, t: Target) -> None:
+    """One operation on a multi-valued attribute. Its cost is bounded by the length of
+    the list, and the list by ``max_values``: a PATCH that grows it past that is
+    refused here, so N operations cost O(N × max_values), never O(N²). (An entry made
+    outside SCIM may hold more; such a list may shrink, not grow.)"""
     elements = container.get(key)
     if not isinstance(elements, list):
         elements = []
+    limit = None if t.attr.max_values is None else max(t.attr.max_values, len(elements))
     if t.value_filter is None:
         elements = _multi_whole(elements, op, t)
     else:
         elements = _multi_filtered(elements, op, t)
+    if limit is not None and len(elements) > limit:
+        raise InvalidValue(f"{t.attr.name}: at most {t.attr.max_values} values "
+                           f"(this PATCH makes {len(elements)})")
     if elements:
         container[key] = elements
     else:
@@ -318,10 +361,12 @@ def _same_element(element: Any, probe: Any) -> bool:
 
 def _multi_filtered(elements: list[Any], op: PatchOperation, t: Target) -> list[Any]:
     assert t.value_filter is not None
-    hits = [i for i, e in enumerate(elements) if matches(t.value_filter, e, t.attr)]
+    test = predicate(t.value_filter, t.attr)
+    hits = [i for i, e in enumerate(elements) if test(e)]
     if op.op == "remove":
         if t.sub is None:
-            return [e for i, e in enumerate(elements) if i not in hits]
+            dropped = set(hits)
+            return [e for i, e in enumerate(elements) if i not in dropped]
         for i in hits:
             elements[i].pop(_key(elements[i], t.sub.name), None)
         return elements
@@ -349,6 +394,9 @@ def _multi_filtered(elements: list[Any], op: PatchOperation, t: Target) -> list[
 
 
 # --- group members: a delta plan, never a list rewrite ------------------------------
+
+_MEMBERS = GROUP_SCHEMA.attribute("members")
+assert _MEMBERS is not None
 
 
 @dataclass
@@ -390,10 +438,17 @@ class MemberPlan:
 
 
 def member_ids(value: Any, raw_path: str) -> list[str]:
-    """Member ids from ``[{"value": id}, …]``, ``{"value": id}`` or bare id strings."""
+    """Member ids from ``[{"value": id}, …]``, ``{"value": id}`` or bare id strings.
+
+    The other sub-attributes the definition has (``display``, ``type``, ``$ref``) are
+    accepted and not stored (the directory knows them); an unknown one is refused, as
+    POST and PUT refuse it."""
     ids: list[str] = []
     for item in _as_list(value):
         if isinstance(item, dict):
+            unknown = next((k for k in item if _MEMBERS.sub(str(k)) is None), None)
+            if unknown is not None:
+                raise InvalidSyntax(f"unknown attribute 'members.{unknown}' for a Group")
             item = next((v for k, v in item.items() if k.lower() == "value"), None)
         if not isinstance(item, str) or not item:
             raise InvalidValue(f"{raw_path or 'members'}: each member needs a string 'value'")

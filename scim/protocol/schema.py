@@ -37,6 +37,9 @@ class Attribute:
     sub_attributes: tuple[Attribute, ...] = ()
     canonical_values: tuple[str, ...] = ()
     reference_types: tuple[str, ...] = ()
+    #: Most values a multi-valued attribute may hold (None: no limit of its own). Bounds
+    #: what one PATCH operation costs (value filters scan the list).
+    max_values: int | None = None
 
     def sub(self, name: str) -> Attribute | None:
         """The sub-attribute called ``name`` (case-insensitive), if any."""
@@ -103,11 +106,16 @@ def _s(name: str, **kw: Any) -> Attribute:
     return Attribute(name, **kw)
 
 
+#: The most e-mails, phone numbers or addresses one user may have.
+MAX_VALUES = 100
+
+
 def _multi(name: str, description: str, types: tuple[str, ...], value_type: str = "string"):
     return Attribute(
         name,
         type="complex",
         multi_valued=True,
+        max_values=MAX_VALUES,
         description=description,
         sub_attributes=(
             _s("value", type=value_type, description=f"The {name[:-1]} value."),
@@ -173,7 +181,7 @@ USER_SCHEMA = Schema(
         _multi("phoneNumbers", "Phone numbers for the User.",
                ("work", "home", "mobile", "fax", "pager", "other")),
         Attribute(
-            "addresses", type="complex", multi_valued=True,
+            "addresses", type="complex", multi_valued=True, max_values=MAX_VALUES,
             description="A physical mailing address for this User.",
             sub_attributes=(
                 _s("formatted", description="The full mailing address."),
@@ -242,6 +250,9 @@ GROUP_SCHEMA = Schema(
                    reference_types=("User", "Group"), description="The URI of the member."),
                 _s("type", mutability="immutable", canonical_values=("User", "Group"),
                    description="User or Group."),
+                _s("display", mutability="readOnly",
+                   description="The member's displayName (RFC 7643 §2.4; set by the "
+                               "service, ignored in requests)."),
             ),
         ),
     ),

@@ -207,8 +207,9 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
 
 
 def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPlan,
-           guarded: bool, resolved: dict[str, Entry] | None = None) -> None:
+           guarded: bool, resolved: dict[str, Entry] | None = None) -> str:
     """Resolve members, then rename and one modify (undoing the rename on failure).
+    Returns the group's entryCSN after the write (its new version).
 
     Member deltas commute (Permissive Modify makes them idempotent), so a member-only
     PATCH is not tied to the entryCSN it read: Entra's parallel batches to one group
@@ -229,17 +230,19 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
     dn, csn, old = _rename_if_needed(ctx, entry, resource)
     renamed = dn != entry.dn
     guard = csn if (guarded or changes or renamed or replacement is not None) else None
+    meta: dict[str, list[Any]] = {}
     try:
         if replacement is not None:
-            ctx.repo.replace_members(dn, new_members, changes, csn=guard)
+            meta = ctx.repo.replace_members(dn, new_members, changes, csn=guard)
         elif add_dns or remove_dns:
-            ctx.repo.change_members(dn, add_dns, remove_dns, changes, csn=guard)
+            meta = ctx.repo.change_members(dn, add_dns, remove_dns, changes, csn=guard)
         elif changes:
-            ctx.repo.modify(dn, changes, csn=guard)
+            meta = ctx.repo.modify(dn, changes, csn=guard)
     except de.DirectoryError:
         if renamed:
             ctx.repo.rename(dn, ctx.mapping.group.rdn.ldap, old)
         raise
+    return str((meta.get("entrycsn") or [csn])[0])
 
 
 def _read(ctx: Context, scim_id: str, member_ids: list[str]) -> tuple[Entry, dict | None]:
@@ -256,25 +259,28 @@ def _read(ctx: Context, scim_id: str, member_ids: list[str]) -> tuple[Entry, dic
 
 
 def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any,
-             member_ids: list[str] | None = None) -> None:
+             member_ids: list[str] | None = None) -> str:
     """Read, build, write; re-run on a concurrent change. The first read also resolves
-    ``member_ids`` (one search for a member PATCH); re-runs resolve them again."""
+    ``member_ids`` (one search for a member PATCH); re-runs resolve them again. Returns
+    the new ETag."""
     with directory_errors(ctx.options.retry_after):
         for attempt in range(ATTEMPTS):
             entry, resolved = _read(ctx, scim_id, (member_ids or []) if attempt == 0 else [])
             check_if_match(if_match, entry)
             resource, plan = build(entry)
             try:
-                _apply(ctx, entry, resource, plan, guarded=bool(if_match), resolved=resolved)
-                return
+                csn = _apply(ctx, entry, resource, plan, guarded=bool(if_match),
+                             resolved=resolved)
+                return etag_of(Entry(entry.dn, {"entrycsn": [csn]}))
             except de.AssertionFailed:
                 if if_match:
                     raise PreconditionFailed("the group changed while it was updated") from None
         raise de.DirectoryBusy("the group is changing too often")
 
 
-def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> None:
-    """PATCH (answered 204, Entra's preference): attribute ops + a member delta plan."""
+def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> str:
+    """PATCH (answered 204, Entra's preference): attribute ops + a member delta plan.
+    Returns the group's new ETag (the 204 carries it)."""
     ops = scim_patch.parse_patch_request(body, max_operations=ctx.options.max_operations)
     rest, plan = scim_patch.split_members(ops, GROUP)
     # added, removed and replacing values together: each resolution alone may be small
@@ -285,8 +291,8 @@ def patch(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) ->
         patched = scim_patch.apply(current, rest, GROUP) if rest else current
         return load_resource(patched, GROUP, check_schemas=False), plan
 
-    _guarded(ctx, scim_id, if_match, build,
-             [*plan.add.values(), *plan.remove.values(), *(plan.replace or {}).values()])
+    return _guarded(ctx, scim_id, if_match, build,
+                    [*plan.add.values(), *plan.remove.values(), *(plan.replace or {}).values()])
 
 
 def replace(ctx: Context, scim_id: str, body: Any, if_match: str | None = None) -> dict:

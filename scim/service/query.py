@@ -9,6 +9,7 @@ lookups), otherwise one more: a Virtual List View search for the window (see
 from __future__ import annotations
 
 import heapq
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -38,6 +39,10 @@ FIRST_PAGE = 200
 #: Python; deeper than this many max-size pages it is refused (tooMany).
 ROOT_SORT_PAGES = 10
 KINDS = ("User", "Group")
+#: VLV's offset is an LDAP INTEGER (0..maxInt, RFC 4511 §4.1.1): slapd refuses a larger
+#: one as a protocol error. No directory holds that many entries, so a startIndex past
+#: it is past the end: an empty page (RFC 7644 §3.4.2.4), with the count still exact.
+MAX_VLV_OFFSET = 2**31 - 1
 #: sortBy on common attributes: the operational attribute that holds them.
 _COMMON_SORT = {"id": "entryUUID", "meta.created": "createTimestamp",
                 "meta.lastmodified": "modifyTimestamp"}
@@ -55,13 +60,22 @@ class Query:
     descending: bool = False
 
 
+#: What a whole number too long for ``int()`` (over 4,300 digits) stands for: past any
+#: page (startIndex) or more than any page (count); negative ones mean 1 and 0 anyway.
+_HUGE = 2**63
+_DIGITS = re.compile(r"\s*([+-]?)\d+\s*")
+
+
 def _int(value: str | None, name: str, default: int | None) -> int | None:
     if value is None or value == "":
         return default
     try:
         return int(value)
     except ValueError:
-        raise BadRequest(f"{name} must be a whole number, got {value!r}") from None
+        whole = _DIGITS.fullmatch(value)
+        if whole:
+            return -_HUGE if whole[1] == "-" else _HUGE
+        raise BadRequest(f"{name} must be a whole number, got {value[:40]!r}") from None
 
 
 def parse_query(filter_text: str | None, start_index: str | None, count: str | None,
@@ -254,6 +268,9 @@ def _merged(ctx: Context, plans: list[_Plan], start: int,
     depth = start - 1 + count
     limit = ROOT_SORT_PAGES * ctx.options.max_page_size
     if depth > limit:
+        total = sum(_run(ctx, plan, 1, 0)[0] for plan in plans)
+        if start > total:  # past the end: an empty page, whatever the depth
+            return total, []
         raise TooMany(f"a sorted search across resource types reaches at most {limit} "
                       "results deep; search /Users and /Groups separately, or drop sortBy")
     total = 0
@@ -343,6 +360,8 @@ def _window_once(ctx: Context, plan: _Plan, attrs: list[str], start: int, count:
         ctx.repo.abandon_paging(base, ldap_filter, _cookie(result), order)
     order = order or [sort_control(TIEBREAK)]
     try:
+        if start > MAX_VLV_OFFSET:
+            raise VlvOutOfRange(start)
         page, result = ctx.repo.isolated_search(
             base, ldap_filter, attrs, [*order, vlv_control(start, max(count, 1))])
     except VlvOutOfRange:  # startIndex past the end: only the count is needed

@@ -8,6 +8,7 @@ from typing import Any
 from directory import errors as de
 from directory.changes import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Changes, diff
 from directory.dn import normalise_dn
+from directory.mapping import EXTRA
 from directory.repository import Entry
 from scim.protocol import patch as scim_patch
 from scim.protocol.errors import InvalidValue, PreconditionFailed, Uniqueness
@@ -238,13 +239,15 @@ def _taken(user_name: str) -> Uniqueness:
 def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Changes:
     mapping = ctx.mapping.user
     managed = [r.ldap for r in mapping.rows if r.codec != "password" and r is not mapping.rdn]
-    managed += ["scimDerived", "scimPrimary"]
+    managed += ["scimDerived", "scimPrimary", EXTRA]
     if any(k.lower() == "userpassword" for k in desired):
         managed.append("userPassword")
     changes = diff(entry.attrs, desired, managed)
-    for r in (r for r in mapping.rows if r.codec == "string" and r.ldap in changes):
-        # SCIM shows the first value of a multi-valued LDAP attribute; the others (of
-        # entries made outside SCIM) stay unless that SCIM value itself changes
+    for r in (r for r in mapping.rows if r.codec == "string" and r.ldap in changes
+              and (r.loc.attr, r.loc.type) not in mapping.value_only):
+        # SCIM shows the first value of a multi-valued LDAP attribute (but every value
+        # of an e-mail or phone type); the others (of entries made outside SCIM) stay
+        # unless that SCIM value itself changes
         cur = [str(v) for v in entry.values(r.ldap)]
         if len(cur) > 1 and cur[:1] == desired.get(r.ldap):
             del changes[r.ldap]

@@ -318,9 +318,11 @@ def test_stale_if_match_is_412_and_nothing_changes(scim, ldap, base_dn, adele, m
      "invalidValue", ["primary"]),
     ({"userName": "x@x.org", "emails": [{"type": "private", "value": "a@b"}]},
      "invalidValue", ["emails", "private"]),
-    ({"userName": "x@x.org", "emails": [{"type": "work", "value": "a@b"},
-                                        {"type": "work", "value": "c@d"}]},
-     "invalidValue", ["emails", "work"]),
+    ({"userName": "x@x.org", "emails": [{"type": "work", "value": "a@b", "primary": True},
+                                        {"type": "home", "value": "c@d", "primary": True}]},
+     "invalidValue", ["emails", "primary", "one"]),
+    ({"userName": "x@x.org", "emails": [{"value": f"e{i}@b"} for i in range(101)]},
+     "invalidValue", ["emails", "100 values"]),
     ({"userName": "x@x.org", ENTERPRISE: {"manager": 5}}, "invalidValue", ["manager"]),
     ({"userName": "x@x.org", ENTERPRISE: "Retail"}, "invalidValue", [ENTERPRISE]),
     ({"displayName": "No Name"}, "invalidValue", ["userName"]),
@@ -427,7 +429,9 @@ def test_an_entry_made_outside_scim_is_matched_and_patched_without_losing_values
     assert found["totalResults"] == 1
     user = found["Resources"][0]
     assert user["name"] == {"formatted": "Legacy One", "familyName": "One"}
-    assert user["phoneNumbers"] == [{"type": "work", "value": "+1 1"}]
+    # every value of a phone type's attribute is a phone number of that type
+    assert user["phoneNumbers"] == [{"type": "work", "value": "+1 1"},
+                                    {"type": "work", "value": "+1 2"}]
 
     r = scim.patch(f"/Users/{user['id']}", patch(
         {"op": "Replace", "path": "active", "value": "False"},

@@ -440,6 +440,65 @@ def test_a_large_member_patch_reaches_the_app(stack, ldap):
     assert [m["value"] for m in members] == [user.json["id"]]
 
 
+#: Stalled sockets: more than gunicorn's 2 workers × 4 threads could serve at once.
+STALLED = 40
+#: deploy/nginx.conf's client_header_timeout.
+HEADER_TIMEOUT = 10.0
+
+
+def _stall(stack: Stack) -> ssl.SSLSocket:
+    """A TLS connection that sends a request line and one header, then nothing."""
+    raw = socket.create_connection(("127.0.0.1", stack.https_port), timeout=10)
+    sock = stack.tls().wrap_socket(raw, server_hostname="127.0.0.1")
+    sock.sendall(b"GET /scim/v2/Users HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    return sock
+
+
+def _timed(stack: Stack, method: str, path: str, token: str | None) -> tuple[Reply, float]:
+    started = time.monotonic()
+    conn = http.client.HTTPSConnection("127.0.0.1", stack.https_port, timeout=5,
+                                       context=stack.tls())
+    reply = _exchange(conn, method, path, None, None, token, None)
+    return reply, time.monotonic() - started
+
+
+def test_stalled_partial_requests_never_reach_gunicorn(stack):
+    """Issue 17: gunicorn reached directly is starved by a few sockets that send a
+    request line and one header and stop (each holds a worker thread). Through nginx the
+    same 40 sockets hold nothing of gunicorn's: SCIM and /healthz answer at once (each
+    within a 5 s bound), gunicorn logs none of them, and nginx drops them by itself
+    after client_header_timeout."""
+    served_before = (stack.dir / "gunicorn.out").read_text().count("\n")
+    attack = [_stall(stack) for _ in range(STALLED)]
+    started = time.monotonic()
+    try:
+        time.sleep(1.0)  # every stalled request is in nginx's hands
+        for _ in range(3):
+            health, took = _timed(stack, "GET", "/healthz", None)
+            assert (health.status, health.json) == (200, {"status": "ok"})
+            assert took < 5.0
+            listed, took = _timed(stack, "GET", "/scim/v2/Users?count=1", TOKEN)
+            assert listed.status == 200 and "totalResults" in listed.json
+            assert took < 5.0
+        # the attack stops by itself: nginx closes every stalled socket
+        for sock in attack:
+            sock.settimeout(max(HEADER_TIMEOUT + 10 - (time.monotonic() - started), 0.1))
+            try:
+                assert sock.recv(1024) == b""
+            except (ConnectionResetError, ssl.SSLError):
+                pass  # closed, less politely: as good
+        assert time.monotonic() - started < HEADER_TIMEOUT + 10
+    finally:
+        for sock in attack:
+            with contextlib.suppress(OSError):
+                sock.close()
+    lines = (stack.dir / "gunicorn.out").read_text().splitlines()[served_before:]
+    access = [json.loads(line) for line in lines if line.startswith("{")]
+    seen = sorted((line["path"], line.get("query")) for line in access)
+    # the six probes, and none of the stalled requests
+    assert seen == [("/healthz", None)] * 3 + [("/scim/v2/Users", "count=1")] * 3, seen
+
+
 def _ldap_sockets(pid: int, port: int) -> set[int]:
     """Inodes of the TCP sockets process ``pid`` holds to 127.0.0.1:``port``."""
     wanted = set()

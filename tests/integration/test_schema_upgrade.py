@@ -38,11 +38,34 @@ LDAPMODIFY = Path("/usr/bin/ldapmodify")
 NEW_DEFINITION = re.compile(r"\.1\.5\d\b|\.2\.[2-9]\b")
 
 
+#: Attribute types that were SINGLE-VALUE before every e-mail and phone number of a
+#: type was kept (issue 17).
+RELAXED = ("scimHomeEmail", "scimOtherEmail", "scimOtherPhone")
+
+
 def old_schema(text: str) -> str:
-    """The current schema without the connector's definitions."""
+    """The current schema without the connector's definitions, and without what issue
+    17 changed (scimExtraValue in scimResource, RELAXED multi-valued)."""
     header, *records = re.split(r"(?m)^(?=olc)", text)
     kept = [r for r in records if not NEW_DEFINITION.search(r.splitlines()[0])]
-    return header + "".join(kept)
+    old = (header + "".join(kept)).replace(" scimExtraValue $", "")
+    for name in RELAXED:
+        old = old.replace(f"NAME '{name}' SUP scimString )",
+                          f"NAME '{name}' SUP scimString SINGLE-VALUE )")
+    return old
+
+
+def add_person_with_every_value(env: dict[str, str], uid: str) -> None:
+    """Two home e-mails and an extra address: what the upgraded schema allows."""
+    base = env["LDAP_BASE_DN"]
+    conn = Connection(Server(env["LDAP_URL"], get_info=NONE), env["LDAP_BIND_DN"],
+                      env["LDAP_BIND_PASSWORD"], auto_bind=True, raise_exceptions=True)
+    try:
+        conn.add(f"uid={uid},ou=People,{base}", ["inetOrgPerson", "scimResource"], {
+            "cn": uid, "sn": uid, "scimHomeEmail": ["a@x.org", "b@x.org"],
+            "scimExtraValue": '{"attr":"addresses","index":1,"type":"work","value":{}}'})
+    finally:
+        conn.unbind()
 
 
 class Copy:
@@ -95,6 +118,8 @@ def test_old_schema_really_lacks_the_classes():
     assert "scimResource" in old and "scimExternalId" in old
     for name in ("scimToken", "scimTenant", "scimOAuthClient", "scimSecretHash", "scimNotAfter"):
         assert f"'{name}'" not in old
+    assert "scimExtraValue" not in old
+    assert all(f"NAME '{name}' SUP scimString SINGLE-VALUE" in old for name in RELAXED)
 
 
 def test_start_upgrades_a_running_and_a_stopped_instance(copy):
@@ -102,12 +127,15 @@ def test_start_upgrades_a_running_and_a_stopped_instance(copy):
     env = parse_env(copy.run("start").stdout)
     with pytest.raises(LDAPOperationResult):  # the server does not know the class
         add_token_entry(env, "before")
+    with pytest.raises(LDAPOperationResult):  # nor two home e-mails
+        add_person_with_every_value(env, "before")
 
     copy.schema.write_text(SCHEMA.read_text(encoding="utf-8"), encoding="utf-8")
     started = copy.run("start")  # slapd is running: upgraded online
     assert "upgraded the schema" in started.stderr
     assert parse_env(started.stdout) == env
     add_token_entry(env, "after")
+    add_person_with_every_value(env, "after")
     assert "upgraded" not in copy.run("start").stderr  # recorded: nothing to do
 
     copy.run("stop")

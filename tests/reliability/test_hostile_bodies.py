@@ -11,7 +11,7 @@ from itertools import count
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from ldap3 import BASE
 from ldap3.core.exceptions import LDAPNoSuchObjectResult
@@ -292,6 +292,99 @@ def test_patch_groups(world, target_group, data):
     ids = ids_of(world)
     paths = GROUP_PATHS + [f'members[value eq "{i}"]' for i in ids]
     _group_write(world, target_group, "patch", fresh(data.draw(patch_ops(ids, paths)), "pg"))
+
+
+# --- poisoned bodies: a lone surrogate, or nesting past the limit (issue 17) ---------------
+
+
+def _strings(value: Any, path: tuple = ()) -> list[tuple]:
+    """Paths (key/index tuples) of every string value in a JSON value."""
+    if isinstance(value, str):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _strings(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _strings(v, (*path, i))]
+    return []
+
+
+def _set(value: Any, path: tuple, new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[head] = _set(value[head], rest, new)
+    return copy
+
+
+LONE = ["\\ud800", "\\udbff", "\\udc00", "\\udfff"]
+
+
+@SETTINGS
+@given(data=st.data())
+def test_a_lone_surrogate_anywhere_is_400_and_writes_nothing(world, target_user,
+                                                             target_group, data):
+    """Any string of any body may carry a lone surrogate escape: 400 invalidValue, never a
+    500 (UnicodeEncodeError), and no endpoint writes anything."""
+    ids = ids_of(world)
+    method, path, body = data.draw(st.sampled_from([
+        ("post", "/Users", mutated(USER, USER_KEYS, ids)),
+        ("put", f"/Users/{target_user}", mutated(USER, USER_KEYS, ids)),
+        ("patch", f"/Users/{target_user}", patch_ops(ids, USER_PATHS)),
+        ("post", "/Groups", mutated(GROUP, GROUP_KEYS, ids)),
+        ("put", f"/Groups/{target_group}", mutated(GROUP, GROUP_KEYS, ids)),
+        ("patch", f"/Groups/{target_group}", patch_ops(ids, GROUP_PATHS)),
+        ("post", "/Users/.search", st.fixed_dictionaries({
+            "schemas": st.just(["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]),
+            "filter": st.sampled_from(['userName eq "x"', 'displayName co "a"'])})),
+    ]))
+    body = fresh(data.draw(body), "lone")
+    places = _strings(body)
+    assume(places)
+    place = data.draw(st.sampled_from(places))
+    marker = "\x01poison\x01"
+    old = body
+    for part in place:
+        old = old[part]
+    cut = data.draw(st.integers(0, len(old)))
+    body = _set(body, place, old[:cut] + marker + old[cut:])
+    raw = json.dumps(body).replace(json.dumps(marker)[1:-1], data.draw(st.sampled_from(LONE)))
+    before = (content(world, target_user), content(world, target_group),
+              world.count("rel-a", "People"), world.count("rel-a", "Groups"))
+    client = world.clients["rel-a"]
+    r = getattr(client.client, method)(
+        "/scim/v2" + path, data=raw,
+        headers={**client.headers, "Content-Type": "application/scim+json"})
+    assert r.status_code == 400 and r.json["scimType"] == "invalidValue", r.json
+    assert "surrogate" in r.json["detail"]
+    assert (content(world, target_user), content(world, target_group),
+            world.count("rel-a", "People"), world.count("rel-a", "Groups")) == before
+
+
+@SETTINGS
+@given(data=st.data(), depth=st.integers(33, 3000))
+def test_nesting_past_the_limit_is_400_and_writes_nothing(world, target_user, data, depth):
+    """Any value of a body replaced by an array/object nest past MAX_JSON_DEPTH."""
+    ids = ids_of(world)
+    method, path, body = data.draw(st.sampled_from([
+        ("post", "/Users", mutated(USER, USER_KEYS, ids)),
+        ("put", f"/Users/{target_user}", mutated(USER, USER_KEYS, ids)),
+        ("patch", f"/Users/{target_user}", patch_ops(ids, USER_PATHS)),
+    ]))
+    body = fresh(data.draw(body), "deep")
+    places = [p for p in _strings(body) if p] or [()]
+    opener = data.draw(st.sampled_from(['{"a":', "["]))
+    closer = "}" if opener == "{" + '"a":' else "]"
+    nest = opener * depth + "0" + closer * depth
+    raw = json.dumps(_set(body, data.draw(st.sampled_from(places)), "\x02nest\x02"))
+    raw = raw.replace(json.dumps("\x02nest\x02"), nest)
+    before = content(world, target_user), world.count("rel-a", "People")
+    client = world.clients["rel-a"]
+    r = getattr(client.client, method)(
+        "/scim/v2" + path, data=raw,
+        headers={**client.headers, "Content-Type": "application/scim+json"})
+    assert r.status_code == 400 and r.json["scimType"] == "invalidSyntax", r.json
+    assert (content(world, target_user), world.count("rel-a", "People")) == before
 
 
 # --- names: DN metacharacters and Unicode -------------------------------------------------

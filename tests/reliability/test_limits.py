@@ -78,6 +78,38 @@ def test_patch_operations_over_the_limit(scim):
         assert scim.patch(path, entra.patch(*[op] * 3)).status_code in (200, 204)
 
 
+def test_path_less_keys_count_as_operations(scim, ldap, base_dn):
+    """Each key of a path-less value is one operation (issue 17: one op with thousands of
+    keys escaped the limit); an extension's object counts its own keys."""
+    uid = scim.post("/Users", entra.minimal_user("keys@x.org")).json["id"]
+    gid = scim.post("/Groups", entra.group("Keys")).json["id"]
+    dn = f"uid=keys@x.org,ou=People,{base_dn}"
+    ldap.search(dn, "(objectClass=*)", attributes=["*", "+"])
+    before = ldap.response[0]["raw_attributes"]
+    four = {"displayName": "a", "title": "b", "nickName": "c", "userType": "d"}
+    ext = {entra.ENTERPRISE: {"department": "x", "division": "y"}}
+    for body in (entra.patch({"op": "Replace", "value": four}),
+                 entra.patch({"op": "Add", "value": {"title": "b", "nickName": "c", **ext}}),
+                 entra.patch({"op": "Replace", "path": "title", "value": "t"},
+                             {"op": "Replace", "value": {"displayName": "a", "nickName": "c",
+                                                         "userType": "d"}}),
+                 entra.patch({"op": "Replace", "path": entra.ENTERPRISE,
+                              "value": {"department": "x", "division": "y", "costCenter": "z",
+                                        "organization": "o"}})):
+        error(scim.patch(f"/Users/{uid}", body), 400, "invalidValue", "4", "at most 3",
+              "path-less")
+    ldap.search(dn, "(objectClass=*)", attributes=["*", "+"])
+    assert ldap.response[0]["raw_attributes"] == before
+    error(scim.patch(f"/Groups/{gid}", entra.patch(
+        {"op": "Replace", "value": {"displayName": "K", "externalId": "e", "members": [],
+                                    "x": 1}})), 400, "invalidValue", "4", "at most 3")
+    three = {"displayName": "a", "title": "b", "nickName": "c"}
+    assert scim.patch(f"/Users/{uid}", entra.patch({"op": "Replace", "value": three})
+                      ).status_code == 200
+    assert scim.patch(f"/Users/{uid}", entra.patch({"op": "Add", "value": {"title": "b", **{
+        entra.ENTERPRISE: {"department": "x"}}}})).status_code == 200
+
+
 def test_members_over_the_limit_in_any_request(scim):
     ids = [scim.post("/Users", entra.minimal_user(f"m{i}@x.org")).json["id"] for i in range(5)]
     gid = scim.post("/Groups", entra.group("Members")).json["id"]
