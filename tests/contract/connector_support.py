@@ -107,13 +107,19 @@ def token_secret(token: str) -> str:
 
 
 class Clock:
-    """A wall clock the test moves (the authenticator and the CLI read it)."""
+    """A clock the test moves (the authenticator and the CLI read it).
+
+    It stands still between moves, at a whole second: expiry times are stored to the
+    second, so a clock that also followed real time would make "599 s later" land past
+    the end whenever the test itself took a moment (it did on a loaded machine).
+    """
 
     def __init__(self) -> None:
+        self.start = now().replace(microsecond=0)
         self.offset = timedelta()
 
     def __call__(self) -> datetime:
-        return now() + self.offset
+        return self.start + self.offset
 
     def advance(self, **delta: float) -> None:
         self.offset += timedelta(**delta)
