@@ -27,7 +27,6 @@ import argparse
 import http.client
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,15 +44,6 @@ TOKEN = "bench-token-" + "x" * 32
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-
-
-def set_multival(slapd: SlapdInstance, value: str) -> None:
-    """olcDbMultival of a stopped instance, offline (an empty value removes it)."""
-    assert slapd.dir is not None
-    ldif = "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcDbMultival\n"
-    ldif += (f"olcDbMultival: {value}\n" if value else "") + "-\n"
-    subprocess.run(["/usr/sbin/slapmodify", "-n0", "-F", str(slapd.dir / "slapd.d"), "-l",
-                    "/dev/stdin"], input=ldif, text=True, check=True, capture_output=True)
 
 
 def watch(slapd: SlapdInstance, pid: int | None, seconds: float, report: float,
@@ -216,12 +206,8 @@ def main() -> int:
     parser.add_argument("--multival", help='olcDbMultival to run with, e.g. "member 100,20"')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="slapd-soak-") as tmp:
-        slapd = start_slapd(Path(tmp) / "slapd", nosync=True)
+        slapd = start_slapd(Path(tmp) / "slapd", nosync=True, multival=args.multival)
         try:
-            if args.multival:
-                slapd.stop()
-                set_multival(slapd, args.multival)
-                slapd.start(Path(tmp) / "slapd")
             print(f"slapd pid {slapd.pid}, olcDbMultival: {args.multival or 'none (shipped)'}; "
                   f"{args.minutes:g} min via {args.via}", flush=True)
             seconds = args.minutes * 60
