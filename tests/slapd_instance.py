@@ -29,9 +29,22 @@ def slapd_available() -> bool:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that is free together with the next one: an instance started with
+    ``--tls`` (or ``--listen``, which implies it) also serves ldaps:// on PORT+1, and other
+    slapds, gunicorns and nginxs of a parallel run take ports at random."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as upper:
+                try:
+                    upper.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+            return port
+    raise OSError("no two consecutive free loopback ports")
 
 
 def run_script(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
