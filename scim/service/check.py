@@ -85,7 +85,7 @@ def run(repo: Repository, mapping: Mapping, *, repair: bool, by: str = CLI_ACTOR
     report.scan = checker.scan()
     if repair:
         def done(fix: dc.Fix) -> None:
-            if audit is not None:
+            if audit is not None and fix.outcome != "skipped":  # skipped: nothing written
                 _audit(audit, by, tenant.name, fix)
 
         report.fixes = checker.repair(report.scan.findings, done)
@@ -95,8 +95,8 @@ def run(repo: Repository, mapping: Mapping, *, repair: bool, by: str = CLI_ACTOR
 
 
 def _audit(write: AuditWrite, by: str, tenant: str, fix: dc.Fix) -> None:
-    """One record per repair, in the shape of the SCIM records (scim/audit.py)."""
-    status = {"fixed": 200, "skipped": 409}.get(fix.outcome, 500)
+    """One record per repair write, in the shape of the SCIM records (scim/audit.py)."""
+    status = 200 if fix.outcome == "fixed" else 500
     resource = "Group" if fix.kind in (dc.DANGLING_MEMBER, dc.PLACEHOLDER_BESIDE_MEMBERS,
                                        dc.EMPTY_GROUP) else "User"
     write(token=by, tenant=tenant, operation="repair", method="CHECK", resource=resource,

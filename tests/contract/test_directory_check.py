@@ -316,3 +316,61 @@ def test_errors_exit_2(checked_app):
     assert code == 2, out
     code, out = check(checked_app, "--tenant", "default", "--all")
     assert code == 2, out
+
+
+def test_a_repair_never_clobbers_a_concurrent_change(scim, ldap, base_dn, checked_app,
+                                                    trail, monkeypatch):
+    """A member arrives between the repair's read of an empty group and its write: the
+    write's entryCSN assertion fails, the group is read again, and the placeholder is
+    not put beside the new member."""
+    from directory.check import Checker
+
+    elsewhere = f"uid=someone,ou=People,o=elsewhere,{base_dn}"
+    dn = f"cn=racing,ou=Groups,{base_dn}"
+    add(ldap, dn, GROUP_CLASSES, {"cn": "racing", "member": [elsewhere]})
+    newcomer = user(scim, "newcomer")
+    original = Checker.group_state
+    reads = []
+
+    def then_someone_adds(self: Checker, group_dn: str) -> Any:
+        state = original(self, group_dn)
+        reads.append(state)
+        if len(reads) == 2:  # the repair's read (the first is the scan's)
+            modify(ldap, dn, {"member": [(MODIFY_ADD, [newcomer])]})
+        return state
+
+    monkeypatch.setattr(Checker, "group_state", then_someone_adds)
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out
+    assert len(reads) == 3  # scan, repair, and the re-read after the failed assertion
+    assert members(ldap, dn) == {elsewhere.lower(), newcomer.lower()}
+    assert audit_repairs(trail) == []
+
+
+def test_a_reference_whose_entry_reappears_before_the_repair_stays(scim, ldap, base_dn,
+                                                                   checked_app, trail,
+                                                                   monkeypatch):
+    """Between the scan and the repair the missing entries are created (a user re-created
+    and a manager set, as Entra may): the repair asks again and removes nothing."""
+    from directory.check import Checker
+
+    people = f"ou=People,{base_dn}"
+    dave = user(scim, "dave")
+    alice = user(scim, "alice")
+    team = group(scim, "team", uid_of(ldap, alice))
+    modify(ldap, dave, {"manager": [(MODIFY_REPLACE, [f"uid=boss,{people}"])]})
+    modify(ldap, team, {"member": [(MODIFY_ADD, [f"uid=bob,{people}"])]})
+    original = Checker.repair
+
+    def entries_come_back(self: Checker, findings: Any, done: Any = None) -> Any:
+        user(scim, "boss")
+        user(scim, "bob")
+        return original(self, findings, done)
+
+    monkeypatch.setattr(Checker, "repair", entries_come_back)
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out
+    assert read(ldap, dave, "manager")["manager"] == [f"uid=boss,{people}"]
+    assert members(ldap, team) == {alice.lower(), f"uid=bob,{people}".lower()}
+    assert audit_repairs(trail) == []  # nothing was written
+    assert "SKIPPED" in out
