@@ -235,6 +235,8 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     hank = user(scim, "hank", displayName="Hank")
     jose = user(scim, "José")
     strasse = user(scim, "Straße-x")
+    fish = user(scim, "fish")
+    iris = user(scim, "iris")
     ivy = user(scim, "ivy")
     team = group(scim, "Team", uid_of(ldap, casey))
     # outside the tenant: a member and a manager naming another tenant's entry
@@ -254,6 +256,9 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     add(ldap, f"uid={nfd},ou=Sub,{people}", USER_CLASSES, {"uid": nfd, "cn": "j", "sn": "j"})
     add(ldap, f"uid=Straẞe-x,ou=Sub,{people}", USER_CLASSES,
         {"uid": "Straẞe-x", "cn": "s", "sn": "s"})
+    for other in ("ﬁsh", "İris"):  # a ligature; a dotted capital I
+        add(ldap, f"uid={other},ou=Sub,{people}", USER_CLASSES,
+            {"uid": other, "cn": "o", "sn": "o"})
     add(ldap, f"ou=Sub,{groups}", ["organizationalUnit"], {"ou": "Sub"})
     add(ldap, f"cn=ＴＥＡＭ,ou=Sub,{groups}", GROUP_CLASSES,
         {"cn": "ＴＥＡＭ", "member": [placeholder(base_dn)]})
@@ -279,6 +284,8 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     assert collisions == {
         (hank.lower(), casey.lower()),
         (f"uid={nfd},ou=Sub,{people}".lower(), jose.lower()),
+        (f"uid=ﬁsh,ou=Sub,{people}".lower(), fish.lower()),
+        (f"uid=İris,ou=Sub,{people}".lower(), iris.lower()),
         (f"cn=ＴＥＡＭ,ou=Sub,{groups}".lower(), team.lower())}, collisions
     assert not any("straße" in dn for dn, _ in collisions) and strasse
     not_scim = {f["dn"].lower() for f in report["findings"] if f["kind"] == "not-scim-resource"}
