@@ -381,3 +381,32 @@ def test_a_reference_whose_entry_reappears_before_the_repair_stays(scim, ldap, b
     assert members(ldap, team) == {alice.lower(), f"uid=bob,{people}".lower()}
     assert audit_repairs(trail) == []  # nothing was written
     assert "SKIPPED" in out
+
+
+def test_all_checks_every_tenant_and_another_tenant_is_outside(scim, ldap, base_dn,
+                                                               checked_app):
+    from tests.contract.connector_support import wipe_registry
+
+    runner = checked_app.test_cli_runner()
+    try:
+        assert runner.invoke(args=["tenant", "create", "contoso"]).exit_code == 0
+        other = f"o=contoso,{base_dn}"
+        stranger = f"uid=stranger,ou=People,{other}"
+        add(ldap, stranger, USER_CLASSES, {"uid": "stranger", "cn": "s", "sn": "s"})
+        theirs = f"cn=theirs,ou=Groups,{other}"
+        add(ldap, theirs, GROUP_CLASSES, {"cn": "theirs", "member": [
+            stranger, f"uid=ghost,ou=People,{other}"]})
+        ours = group(scim, "ours", uid_of(ldap, user(scim, "alice")))
+        modify(ldap, ours, {"member": [(MODIFY_ADD, [stranger])]})
+        code, out = check(checked_app, "--all", "--json")
+        assert code == 1, out
+        reports = {r["tenant"]: r for r in json.loads(out)["tenants"]}
+        assert set(reports) == {"default", "contoso"}
+        assert reports["default"]["counts"] == {"outside-member": 1}
+        assert reports["contoso"]["counts"] == {"dangling-member": 1}
+        code, out = check(checked_app, "--tenant", "contoso", "--repair")
+        assert code == 1, out
+        assert members(ldap, theirs) == {stranger.lower()}
+        assert check(checked_app, "--tenant", "contoso")[0] == 0
+    finally:
+        wipe_registry(ldap, base_dn)
