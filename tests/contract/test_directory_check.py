@@ -300,6 +300,9 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     assert code == 1, out
     assert csns(ldap, base_dn) == before  # nothing was written
     assert audit_repairs(trail) == []
+    code, out = check(checked_app, "--json", *(f"--ignore={k}" for k in REPORT_ONLY))
+    assert code == 0, out
+    assert json.loads(out)["tenants"][0]["ignored"] == sorted(REPORT_ONLY)
 
 
 def test_a_group_left_with_outsiders_only_gets_the_placeholder(scim, ldap, base_dn,
