@@ -413,3 +413,16 @@ def test_all_checks_every_tenant_and_another_tenant_is_outside(scim, ldap, base_
         assert check(checked_app, "--tenant", "contoso")[0] == 0
     finally:
         wipe_registry(ldap, base_dn)
+
+
+def test_an_unreachable_directory_exits_2(slapd):
+    from tests.slapd_instance import free_port
+
+    app = create_app(load_settings({**slapd.env, "LDAP_URL": f"ldap://127.0.0.1:{free_port()}",
+                                    "LDAP_CONNECT_TIMEOUT": "0.5"}))
+    try:
+        code, out = check(app)
+    finally:
+        app.extensions["scim_bridge"].pool.close()
+    assert code == 2, out
+    assert "error: directory" in out
