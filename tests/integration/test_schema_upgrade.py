@@ -44,11 +44,13 @@ RELAXED = ("scimHomeEmail", "scimOtherEmail", "scimOtherPhone")
 
 
 def old_schema(text: str) -> str:
-    """The current schema without the connector's definitions, and without what issue
-    17 changed (scimExtraValue in scimResource, RELAXED multi-valued)."""
+    """The current schema without the connector's definitions, and without what issues
+    15 and 17 changed (scimRenamedFrom and scimExtraValue in scimResource, RELAXED
+    multi-valued): an upgrade changes the class and the attributes in place."""
     header, *records = re.split(r"(?m)^(?=olc)", text)
     kept = [r for r in records if not NEW_DEFINITION.search(r.splitlines()[0])]
-    old = (header + "".join(kept)).replace(" scimExtraValue $", "")
+    old = (header + "".join(kept)).replace(" scimExtraValue $", "").replace(
+        " scimRenamedFrom $", "")
     for name in RELAXED:
         old = old.replace(f"NAME '{name}' SUP scimString )",
                           f"NAME '{name}' SUP scimString SINGLE-VALUE )")
