@@ -12,11 +12,13 @@ matching rules and never by Python's; :func:`scim_problems` compares it with wha
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -79,10 +81,6 @@ class Entra:
     def _record(self, failure: Failure) -> None:
         with self._lock:
             self.failures.append(failure)
-
-    def internal_errors(self) -> list[Failure]:
-        """5xx answers other than 503 (which is the service's "retry later")."""
-        return [f for f in self.failures if f.status not in (-1, 503)]
 
     def find_user(self, user_name: str) -> str | None:
         """Entra's lookup by userName (after a create whose answer it did not get)."""
@@ -321,6 +319,24 @@ def _memberships(want: Expected, member: str) -> set[tuple[str, str]]:
         indirect |= upper
         frontier = upper
     return {(g, "direct") for g in direct} | {(g, "indirect") for g in indirect}
+
+
+def server_errors(log: Path, seen: int = 0) -> tuple[list[str], int]:
+    """The unhandled errors gunicorn's log holds after its first ``seen`` lines: each
+    request line and the exception's last line (for a readable failure); and the count
+    of lines read."""
+    lines = log.read_text(errors="replace").splitlines()
+    out = []
+    for line in lines[seen:]:
+        if '"scim.errors"' not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        last = str(record.get("exception", "")).strip().splitlines()[-1:] or [""]
+        out.append(f"server: {record.get('message')}: {last[0][:300]}")
+    return out, len(lines)
 
 
 # --- the drift check ------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from collections import Counter
 import pytest
 
 from tests.reliability.conftest import StartGunicorn
-from tests.reliability.integrity import Entra, ldap_problems, scim_problems
+from tests.reliability.integrity import Entra, ldap_problems, scim_problems, server_errors
 from tests.reliability.model import Op, World, apply, plan, send
 from tests.reliability.support import Gunicorn
 
@@ -102,13 +102,16 @@ def play(server: Gunicorn, ldap, base_dn: str, seed: int) -> list[str]:
     rng = random.Random(seed)
     entra = Entra(server)
     world = setup_world(entra, rng)
+    _, seen = server_errors(server.log)
     for cycle in range(1, CYCLES + 1):
         ops = plan(world, rng, SCALE)
         before = len(entra.failures)
         run_parallel(entra, ops)
         problems = [op.problem for op in ops if op.problem]
         problems += [f"{f.status} to {f.method} {f.path}: {f.detail}"
-                     for f in entra.internal_errors()[before:] if f in entra.failures[before:]]
+                     for f in entra.failures[before:] if f.status not in (-1, 503)]
+        errors, seen = server_errors(server.log, seen)
+        problems += errors
         apply(world, ops)
         want = world.expected()
         problems += ldap_problems(ldap, base_dn, want)
