@@ -1,4 +1,5 @@
-"""Connector management through Flask's CLI: ``flask --app app tenant|token|client …``.
+"""Connector management through Flask's CLI: ``flask --app app tenant|token|client …``,
+and ``directory check``.
 
 Secrets are printed once, at creation, and never again (``list`` shows no secret, and
 nothing here logs one).
@@ -6,6 +7,7 @@ nothing here logs one).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,9 +17,13 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from directory import check as dc
 from directory.errors import DirectoryError
+from directory.repository import Repository
 from directory.tenant import Tenant
 from directory.tokens import Store, TokenInfo
+from scim import observability
+from scim.service import check
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -204,4 +210,88 @@ def client_revoke(client_id: str) -> None:
     click.echo(f"revoked {client_id} and {tokens} access token(s) issued to it")
 
 
-COMMANDS = (tenant_cli, token_cli, client_cli)
+
+# --- directory check ----------------------------------------------------------------------
+
+directory_cli = AppGroup("directory", help="The directory tree: find and repair drift.")
+#: Exit statuses of ``directory check``.
+CLEAN, DRIFT, ERROR = 0, 1, 2
+
+
+def _tenants(s: Store, name: str | None, every: bool) -> list[Tenant]:
+    if every:
+        return list(s.tenants())
+    return [_tenant(s, name or "default")]
+
+
+def _print_report(report: check.Report) -> None:
+    scan = report.scan
+    click.echo(f"tenant {report.tenant} ({report.base_dn}): {scan.users} users, "
+               f"{scan.groups} groups, {scan.member_values} member values, "
+               f"{scan.others} other entries, {report.seconds:.1f} s")
+    if scan.findings:
+        click.echo(f"  {'KIND':<28}{'ENTRY':<48}DETAIL")
+        for f in scan.findings:
+            shown = f" ({', '.join(f.values[:3])}{', …' if f.count > 3 else ''})" \
+                if f.values and f.kind not in (dc.NAME_COLLISION,) else ""
+            click.echo(f"  {f.kind:<28}{f.dn[:47]:<48}{f.detail}{shown}")
+        if scan.truncated:
+            click.echo(f"  … and {scan.truncated} more findings (see the counts)")
+    for fix in report.fixes:
+        click.echo(f"  {fix.outcome.upper():<8}{fix.kind:<28}{fix.dn[:47]:<48}{fix.detail}")
+    if not report.drift:
+        click.echo("  clean: no drift")
+        return
+    counts = ", ".join(f"{k} {n}" for k, n in sorted(scan.counts.items()))
+    click.echo(f"  drift: {counts}")
+    if not report.repair and report.repairable:
+        click.echo(f"  {report.repairable} repairable: run again with --repair")
+
+
+@directory_cli.command("check")
+@click.option("--tenant", "tenant_name", help="The tenant to check (default: 'default').")
+@click.option("--all", "every", is_flag=True, help="Check every tenant.")
+@click.option("--repair", is_flag=True,
+              help="Fix what is safe (each fix one guarded, audited LDAP write).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def directory_check(tenant_name: str | None, every: bool, repair: bool,
+                    as_json: bool) -> None:
+    """Find drift in a tenant's People and Groups (dry run unless --repair).
+
+    Exit status: 0 clean, 1 drift found (repaired or not: run again to confirm),
+    2 on errors.
+    """
+    if every and tenant_name:
+        raise click.UsageError("give --tenant or --all, not both")
+    ext = current_app.extensions["scim_bridge"]
+    root = ext.settings.LDAP_BASE_DN
+    audit = observability.current().audit.record
+    reports: list[check.Report] = []
+    try:
+        with ext.pool.connection() as conn:
+            for tenant in _tenants(ext.authenticator.store(conn), tenant_name, every):
+                repo = Repository(conn, tenant)
+                check.mark_running(repo, root, tenant.name, check.CLI_ACTOR, repair)
+                try:
+                    report = check.run(repo, ext.mapping, repair=repair,
+                                       ppolicy_lock=ext.options.ppolicy_lock, audit=audit)
+                except DirectoryError as exc:
+                    check.keep_failure(repo, root, tenant.name, check.CLI_ACTOR, str(exc))
+                    raise
+                check.keep(repo, root, report)
+                reports.append(report)
+    except (DirectoryError, click.ClickException) as exc:
+        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        click.echo(f"error: directory: {message}", err=True)
+        raise SystemExit(ERROR) from None
+    drift = any(r.drift for r in reports)
+    if as_json:
+        click.echo(json.dumps({"drift": drift, "tenants": [r.as_dict() for r in reports]},
+                              ensure_ascii=False, indent=2))
+    else:
+        for report in reports:
+            _print_report(report)
+    raise SystemExit(DRIFT if drift else CLEAN)
+
+
+COMMANDS = (tenant_cli, token_cli, client_cli, directory_cli)

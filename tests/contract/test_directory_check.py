@@ -1,0 +1,318 @@
+"""``flask --app app directory check`` on real slapd: drift planted by hand with raw
+ldap3 writes (bypassing the bridge) is reported (table and JSON, exit 1), ``--repair``
+fixes what is safe (read back directly; one audit line per fix; a second check exits 0),
+what is only reported is left exactly as it was, and a clean tenant exits 0."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from ldap3 import BASE, MODIFY_ADD, MODIFY_REPLACE, SUBTREE, Connection
+
+from config import load_settings
+from directory.mapping import DEFAULT_TABLE
+from scim.factory import create_app
+from tests.conftest import TOKEN, Scim
+from tests.contract.users_support import LOCKED, placeholder
+from tests.slapd_instance import SlapdInstance
+
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+USER_CLASSES = ["inetOrgPerson", "scimResource"]
+GROUP_CLASSES = ["groupOfNames", "scimResource"]
+
+
+@pytest.fixture
+def trail(tmp_path: Path) -> Path:
+    return tmp_path / "audit.jsonl"
+
+
+@pytest.fixture
+def checked_app(slapd: SlapdInstance, ldap: Connection, trail: Path,
+                tmp_path: Path) -> Iterator[Flask]:
+    # The default mapping derives only cn and sn, which a person always holds; this one
+    # also derives displayName, so that a marker naming an absent attribute can exist.
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(DEFAULT_TABLE.read_text().replace(
+        'sn = ["userName"]', 'sn = ["userName"]\ndisplayName = ["userName"]'))
+    app = create_app(load_settings({**slapd.env, "SCIM_BEARER_TOKEN": TOKEN,
+                                    "AUDIT_LOG": str(trail),
+                                    "SCIM_MAPPING_FILE": str(mapping)}))
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["scim_bridge"].pool.close()
+
+
+@pytest.fixture
+def scim(checked_app: Flask) -> Scim:
+    return Scim(checked_app.test_client())
+
+
+def check(app: Flask, *args: str) -> tuple[int, str]:
+    result = app.test_cli_runner().invoke(args=["directory", "check", *args])
+    return result.exit_code, result.output
+
+
+def user(scim: Scim, name: str, **extra: Any) -> str:
+    """Create a user over SCIM; its DN."""
+    r = scim.post("/Users", {"schemas": [CORE_USER], "userName": name, **extra})
+    assert r.status_code == 201, r.get_json()
+    return f"uid={name},ou=People,{scim_base(scim)}"
+
+
+def group(scim: Scim, name: str, *member_ids: str) -> str:
+    r = scim.post("/Groups", {"schemas": [CORE_GROUP], "displayName": name,
+                              "members": [{"value": m} for m in member_ids]})
+    assert r.status_code == 201, r.get_json()
+    return f"cn={name},ou=Groups,{scim_base(scim)}"
+
+
+def scim_base(scim: Scim) -> str:
+    return scim.client.application.extensions["scim_bridge"].settings.LDAP_BASE_DN
+
+
+def uid_of(ldap: Connection, dn: str) -> str:
+    ldap.search(dn, "(objectClass=*)", BASE, attributes=["entryUUID"])
+    return str(ldap.response[0]["attributes"]["entryUUID"])
+
+
+def read(ldap: Connection, dn: str, *attributes: str) -> dict[str, list[str]]:
+    ldap.search(dn, "(objectClass=*)", BASE, attributes=list(attributes) or ["*", "+"])
+    raw = ldap.response[0]["raw_attributes"]
+    return {k.lower(): [v.decode() for v in vs] for k, vs in raw.items() if vs}
+
+
+def members(ldap: Connection, dn: str) -> set[str]:
+    return {v.lower() for v in read(ldap, dn, "member").get("member", [])}
+
+
+def modify(ldap: Connection, dn: str, changes: dict[str, Any]) -> None:
+    assert ldap.modify(dn, changes), ldap.result
+
+
+def add(ldap: Connection, dn: str, classes: list[str], attrs: dict[str, Any]) -> None:
+    assert ldap.add(dn, classes, attrs), ldap.result
+
+
+def audit_repairs(trail: Path) -> list[dict[str, Any]]:
+    if not trail.exists():
+        return []
+    records = [json.loads(line) for line in trail.read_text().splitlines() if line.strip()]
+    return [r for r in records if r.get("operation") == "repair"]
+
+
+@pytest.fixture
+def planted(scim: Scim, ldap: Connection, base_dn: str) -> dict[str, str]:
+    """Every repairable kind of drift, planted with raw writes; the DNs by name."""
+    people = f"ou=People,{base_dn}"
+    dns = {name: user(scim, name) for name in ("alice", "bob", "carol", "dave", "erin",
+                                               "frank", "gina")}
+    ids = {name: uid_of(ldap, dn) for name, dn in dns.items()}
+    ghost = f"uid=ghost,{people}"
+    # dangling member beside real members
+    dns["g_dangling"] = group(scim, "with-ghost", ids["alice"], ids["bob"])
+    modify(ldap, dns["g_dangling"], {"member": [(MODIFY_ADD, [ghost])]})
+    # only dangling members: the repair must put the placeholder in
+    dns["g_only_ghosts"] = f"cn=only-ghosts,ou=Groups,{base_dn}"
+    add(ldap, dns["g_only_ghosts"], GROUP_CLASSES, {"cn": "only-ghosts", "member": [
+        f"uid=ghost-a,{people}", f"uid=ghost-b,{people}"]})
+    # the placeholder beside a real member
+    dns["g_placeholder"] = group(scim, "with-placeholder", ids["carol"])
+    modify(ldap, dns["g_placeholder"], {"member": [(MODIFY_ADD, [placeholder(base_dn)])]})
+    # managers: dangling, and refint's filler
+    modify(ldap, dns["dave"], {"manager": [(MODIFY_REPLACE, [f"uid=gone-boss,{people}"])]})
+    modify(ldap, dns["erin"], {"manager": [(MODIFY_REPLACE, [placeholder(base_dn)])]})
+    # scimActive and the ppolicy lock disagreeing, both ways
+    modify(ldap, dns["frank"], {"scimActive": [(MODIFY_REPLACE, ["FALSE"])]})
+    modify(ldap, dns["gina"], {"scimActive": [(MODIFY_REPLACE, ["TRUE"])],
+                               "pwdAccountLockedTime": [(MODIFY_REPLACE, [LOCKED])]})
+    return dns
+
+
+REPAIRABLE = ["dangling-member", "placeholder-beside-members", "empty-group",
+              "dangling-manager", "placeholder-manager", "disabled-not-locked",
+              "locked-not-disabled"]
+
+
+def test_a_clean_tenant_exits_0(scim, ldap, checked_app):
+    alice = uid_of(ldap, user(scim, "alice"))
+    group(scim, "team", alice)
+    group(scim, "empty")
+    code, out = check(checked_app)
+    assert code == 0, out
+    assert "clean: no drift" in out
+    code, out = check(checked_app, "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["drift"] is False
+    assert report["tenants"][0]["scanned"]["users"] == 1
+    assert report["tenants"][0]["scanned"]["groups"] == 2
+
+
+def test_each_repairable_kind_is_reported_in_the_table_and_in_json(planted, checked_app,
+                                                                   trail):
+    code, out = check(checked_app)
+    assert code == 1, out
+    for kind in REPAIRABLE:
+        assert kind in out, kind
+    assert "run again with --repair" in out
+    code, out = check(checked_app, "--json")
+    assert code == 1, out
+    report = json.loads(out)["tenants"][0]
+    assert set(report["counts"]) == set(REPAIRABLE)
+    assert report["counts"]["dangling-member"] == 2  # two groups
+    by_kind = {(f["kind"], f["dn"].lower()) for f in report["findings"]}
+    assert ("dangling-member", planted["g_only_ghosts"].lower()) in by_kind
+    assert ("empty-group", planted["g_only_ghosts"].lower()) in by_kind
+    assert ("placeholder-beside-members", planted["g_placeholder"].lower()) in by_kind
+    assert ("dangling-manager", planted["dave"].lower()) in by_kind
+    assert ("placeholder-manager", planted["erin"].lower()) in by_kind
+    assert ("disabled-not-locked", planted["frank"].lower()) in by_kind
+    assert ("locked-not-disabled", planted["gina"].lower()) in by_kind
+    assert audit_repairs(trail) == []  # a dry run writes nothing
+
+
+def test_repair_fixes_each_kind_with_one_audited_write(planted, checked_app, ldap, base_dn,
+                                                       trail):
+    before = read(ldap, planted["alice"])["entrycsn"]
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out  # drift was found (and repaired)
+    assert "FIXED" in out
+    people = f"ou=People,{base_dn}"
+    assert members(ldap, planted["g_dangling"]) == {planted["alice"].lower(),
+                                                   planted["bob"].lower()}
+    assert members(ldap, planted["g_only_ghosts"]) == {placeholder(base_dn).lower()}
+    assert members(ldap, planted["g_placeholder"]) == {planted["carol"].lower()}
+    assert "manager" not in read(ldap, planted["dave"], "manager")
+    assert "manager" not in read(ldap, planted["erin"], "manager")
+    frank = read(ldap, planted["frank"], "scimActive", "pwdAccountLockedTime")
+    assert frank == {"scimactive": ["FALSE"], "pwdaccountlockedtime": [LOCKED]}
+    gina = read(ldap, planted["gina"], "scimActive", "pwdAccountLockedTime")
+    assert gina == {"scimactive": ["FALSE"], "pwdaccountlockedtime": [LOCKED]}
+    assert read(ldap, planted["alice"])["entrycsn"] == before  # untouched
+    records = audit_repairs(trail)
+    assert {r["token"] for r in records} == {"cli:directory-check"}
+    assert {r["result"] for r in records} == {"success"}
+    assert sorted((r["drift"], r["resource_id"].lower()) for r in records) == sorted([
+        ("dangling-member", planted["g_dangling"].lower()),
+        ("dangling-member", planted["g_only_ghosts"].lower()),
+        ("placeholder-beside-members", planted["g_placeholder"].lower()),
+        ("dangling-manager", planted["dave"].lower()),
+        ("placeholder-manager", planted["erin"].lower()),
+        ("disabled-not-locked", planted["frank"].lower()),
+        ("locked-not-disabled", planted["gina"].lower())])
+    assert f"uid=ghost,{people}".lower() not in members(ldap, planted["g_dangling"])
+    code, out = check(checked_app)
+    assert code == 0, out
+
+
+REPORT_ONLY = ["outside-member", "outside-manager", "derived-absent", "derived-unknown",
+               "primary-without-value", "naming-values", "name-collision",
+               "not-scim-resource"]
+
+
+def csns(ldap: Connection, base_dn: str) -> dict[str, str]:
+    """entryCSN of every entry below People and Groups (what "untouched" means)."""
+    out = {}
+    for ou in ("People", "Groups"):
+        ldap.search(f"ou={ou},{base_dn}", "(objectClass=*)", SUBTREE,
+                    attributes=["entryCSN"])
+        out.update((e["dn"].lower(), str(e["attributes"]["entryCSN"])) for e in ldap.response)
+    return out
+
+
+def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
+                                                            checked_app, trail):
+    people, groups = f"ou=People,{base_dn}", f"ou=Groups,{base_dn}"
+    elsewhere = f"uid=someone,ou=People,o=elsewhere,{base_dn}"
+    casey = user(scim, "casey@example.org")
+    hank = user(scim, "hank", displayName="Hank")
+    jose = user(scim, "José")
+    strasse = user(scim, "Straße-x")
+    ivy = user(scim, "ivy")
+    team = group(scim, "Team", uid_of(ldap, casey))
+    # outside the tenant: a member and a manager naming another tenant's entry
+    outside_group = group(scim, "with-outsider", uid_of(ldap, hank))
+    modify(ldap, outside_group, {"member": [(MODIFY_ADD, [elsewhere])]})
+    modify(ldap, ivy, {"manager": [(MODIFY_REPLACE, [elsewhere])]})
+    # scim* markers naming what the entry does not hold
+    modify(ldap, ivy, {"displayName": [(MODIFY_REPLACE, [])],
+                       "scimDerived": [(MODIFY_REPLACE, ["displayName", "title"])],
+                       "scimPrimary": [(MODIFY_REPLACE, ['emails=work'])]})
+    # a second uid equal (for the server: case) to another user's userName
+    modify(ldap, hank, {"uid": [(MODIFY_ADD, ["CASEY@EXAMPLE.ORG"])]})
+    # a deeper OU: NFD "José" collides with NFC "José"; "Straẞe-x" does not with
+    # "Straße-x" (the server tells ß from ẞ); fullwidth "ＴＥＡＭ" collides with "Team"
+    add(ldap, f"ou=Sub,{people}", ["organizationalUnit"], {"ou": "Sub"})
+    nfd = unicodedata.normalize("NFD", "José")
+    add(ldap, f"uid={nfd},ou=Sub,{people}", USER_CLASSES, {"uid": nfd, "cn": "j", "sn": "j"})
+    add(ldap, f"uid=Straẞe-x,ou=Sub,{people}", USER_CLASSES,
+        {"uid": "Straẞe-x", "cn": "s", "sn": "s"})
+    add(ldap, f"ou=Sub,{groups}", ["organizationalUnit"], {"ou": "Sub"})
+    add(ldap, f"cn=ＴＥＡＭ,ou=Sub,{groups}", GROUP_CLASSES,
+        {"cn": "ＴＥＡＭ", "member": [placeholder(base_dn)]})
+    # entries the bridge did not make
+    add(ldap, f"uid=plain,{people}", ["inetOrgPerson"], {"uid": "plain", "cn": "p", "sn": "p"})
+    add(ldap, f"cn=plain,{groups}", ["groupOfNames"], {"cn": "plain", "member": [elsewhere]})
+    before = csns(ldap, base_dn)
+
+    code, out = check(checked_app, "--json")
+    assert code == 1, out
+    report = json.loads(out)["tenants"][0]
+    assert set(report["counts"]) == set(REPORT_ONLY), report["counts"]
+    found = {(f["kind"], f["dn"].lower(), tuple(v.lower() for v in f["values"]))
+             for f in report["findings"]}
+    assert ("outside-member", outside_group.lower(), (elsewhere.lower(),)) in found
+    assert ("outside-manager", ivy.lower(), (elsewhere.lower(),)) in found
+    assert ("derived-absent", ivy.lower(), ("displayname",)) in found
+    assert ("derived-unknown", ivy.lower(), ("title",)) in found
+    assert ("primary-without-value", ivy.lower(), ("emails=work",)) in found
+    assert report["counts"]["naming-values"] == 1
+    collisions = {(f["dn"].lower(), f["values"][0].lower()) for f in report["findings"]
+                  if f["kind"] == "name-collision"}
+    assert collisions == {
+        (hank.lower(), casey.lower()),
+        (f"uid={nfd},ou=Sub,{people}".lower(), jose.lower()),
+        (f"cn=ＴＥＡＭ,ou=Sub,{groups}".lower(), team.lower())}, collisions
+    assert not any("straße" in dn for dn, _ in collisions) and strasse
+    not_scim = {f["dn"].lower() for f in report["findings"] if f["kind"] == "not-scim-resource"}
+    assert not_scim == {f"ou=sub,{people}".lower(), f"uid=plain,{people}".lower(),
+                        f"ou=sub,{groups}".lower(), f"cn=plain,{groups}".lower()}
+    code, table = check(checked_app)
+    assert code == 1
+    for kind in REPORT_ONLY:
+        assert kind in table, kind
+
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out
+    assert csns(ldap, base_dn) == before  # nothing was written
+    assert audit_repairs(trail) == []
+
+
+def test_a_group_left_with_outsiders_only_gets_the_placeholder(scim, ldap, base_dn,
+                                                               checked_app, trail):
+    elsewhere = f"uid=someone,ou=People,o=elsewhere,{base_dn}"
+    dn = f"cn=outsiders,ou=Groups,{base_dn}"
+    add(ldap, dn, GROUP_CLASSES, {"cn": "outsiders", "member": [elsewhere]})
+    code, out = check(checked_app, "--json")
+    kinds = {f["kind"] for f in json.loads(out)["tenants"][0]["findings"]}
+    assert code == 1 and kinds == {"empty-group", "outside-member"}
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out
+    assert members(ldap, dn) == {elsewhere.lower(), placeholder(base_dn).lower()}
+    assert [r["drift"] for r in audit_repairs(trail)] == ["empty-group"]
+    code, out = check(checked_app, "--json")
+    assert set(json.loads(out)["tenants"][0]["counts"]) == {"outside-member"}
+
+
+def test_errors_exit_2(checked_app):
+    code, out = check(checked_app, "--tenant", "no-such-tenant")
+    assert code == 2, out
+    code, out = check(checked_app, "--tenant", "default", "--all")
+    assert code == 2, out
