@@ -161,6 +161,9 @@ def _settle(stack: Stack, deleted: set[str], kind: str) -> list[str]:
     assert result.returncode in (0, 1), (
         f"directory check --repair exited {result.returncode}: {result.stderr[-1500:]}\n"
         f"dangling before it: {before}")
+    again = directory_check(stack.instance.env, repair=False)
+    assert again.returncode == 0, (f"drift left after --repair:\n{again.stdout[-3000:]}"
+                                   f"\n--repair said:\n{result.stdout[-3000:]}")
     return before
 
 

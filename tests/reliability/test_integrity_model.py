@@ -26,7 +26,13 @@ from collections import Counter
 import pytest
 
 from tests.reliability.conftest import StartGunicorn
-from tests.reliability.integrity import Entra, ldap_problems, scim_problems, server_errors
+from tests.reliability.integrity import (
+    Entra,
+    directory_check,
+    ldap_problems,
+    scim_problems,
+    server_errors,
+)
 from tests.reliability.model import Op, World, apply, plan, send
 from tests.reliability.support import Gunicorn
 
@@ -97,8 +103,9 @@ def setup_world(entra: Entra, rng: random.Random) -> World:
     return world
 
 
-def play(server: Gunicorn, ldap, base_dn: str, seed: int) -> list[str]:
-    """Run one seed; the first cycle's problems (empty: every cycle matched the model)."""
+def play(server: Gunicorn, ldap, base_dn: str, seed: int, env: dict[str, str]) -> list[str]:
+    """Run one seed; the first cycle's problems (empty: every cycle matched the model,
+    and ``directory check`` then finds no drift either)."""
     rng = random.Random(seed)
     entra = Entra(server)
     world = setup_world(entra, rng)
@@ -126,6 +133,10 @@ def play(server: Gunicorn, ldap, base_dn: str, seed: int) -> list[str]:
                     "the cycle's requests (final status):",
                     *(f"  {op.reply.status if op.reply else '-'} {_named(op, want)}"
                       for op in ops)]
+    check = directory_check(env, repair=False)
+    if check.returncode != 0:
+        return [f"seed {seed}: every cycle matched the model, but directory check exited "
+                f"{check.returncode}:", check.stdout[-3000:], check.stderr[-1500:]]
     return []
 
 
@@ -143,12 +154,12 @@ def _named(op: Op, want) -> str:
 
 
 @pytest.mark.parametrize("seed", _seeds())
-def test_entra_cycles_match_the_model(server, ldap, base_dn, seed: int):
+def test_entra_cycles_match_the_model(server, slapd, ldap, base_dn, seed: int):
     for attempt in range(REPEAT):
         if attempt:
             from tests.conftest import wipe
 
             wipe(ldap, base_dn)
         print(f"SCIM_MODEL_SEED={seed} (attempt {attempt + 1} of {REPEAT})")
-        problems = play(server, ldap, base_dn, seed)
+        problems = play(server, ldap, base_dn, seed, slapd.env)
         assert problems == [], "\n".join(problems)
