@@ -411,26 +411,37 @@ class Checker:
     def _repair_group(self, dn: str, attempts: int = 5) -> list[Fix]:
         """Dangling values out (the placeholder in if no real member is left), then the
         placeholder out if real members hold it company, or in if the group is empty.
-        Each step re-reads the group and asserts its entryCSN."""
+
+        The group is read (and its in-tenant values asked about) once, right before the
+        first write; each write asserts the entryCSN it assumes, and the next step starts
+        from the CSN the write returned (post-read). A failed assertion means someone
+        else changed the group: it is read again."""
         fixes: list[Fix] = []
+        placeholder = self.repo.tenant.placeholder_dn
+        state = self.group_state(dn)
         for kind in (DANGLING_MEMBER, PLACEHOLDER_BESIDE_MEMBERS, EMPTY_GROUP):
             for _ in range(attempts):
-                state = self.group_state(dn)
+                if state is None:
+                    state = self.group_state(dn)
                 if state is None:
                     fixes.append(Fix(kind, dn, "skipped", "the group no longer exists"))
-                    break
-                change = state.repair(kind, self.repo.tenant.placeholder_dn)
+                    return fixes
+                change = state.repair(kind, placeholder)
                 if change is None:
                     break
                 detail, changes = change
                 try:
-                    self.repo.modify(dn, changes, csn=state.csn)
+                    meta = self.repo.modify(dn, changes, csn=state.csn)
                 except (AssertionFailed, NoSuchAttribute):
-                    continue  # changed since it was read: look again
+                    state = None  # changed since it was read: look again
+                    continue
                 except (ObjectClassViolation, NoSuchEntry) as exc:
                     fixes.append(Fix(kind, dn, "failed", f"{detail}: {exc}"))
                     break
                 fixes.append(Fix(kind, dn, "fixed", detail, ["member"]))
+                state.applied(kind, placeholder, str((meta.get("entrycsn") or [""])[0]))
+                if not state.csn:
+                    state = None  # no post-read CSN to guard the next step with: re-read
                 break
             else:
                 fixes.append(Fix(kind, dn, "skipped", "the group kept changing; run again"))
@@ -537,6 +548,19 @@ class GroupState:
                 and not self.dangling:
             return "added the placeholder", {"member": [(MODIFY_ADD, [placeholder])]}
         return None
+
+    def applied(self, kind: str, placeholder: str, csn: str) -> None:
+        """The state after :meth:`repair`'s change of ``kind`` was written (at ``csn``)."""
+        self.csn = csn
+        if kind == DANGLING_MEMBER:
+            if not self.real and not self.placeholder:
+                self.placeholder = placeholder
+            self.values -= len(self.dangling)
+            self.dangling = []
+        elif kind == PLACEHOLDER_BESIDE_MEMBERS:
+            self.placeholder = None
+        elif kind == EMPTY_GROUP:
+            self.placeholder = placeholder
 
 
 # -- the last result of each tenant, where every worker and instance sees it -------------

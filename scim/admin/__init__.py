@@ -8,7 +8,8 @@ never opens SCIM. The session lives in a signed cookie (``ADMIN_SECRET_KEY``) sc
 - *Connector*: the SCIM endpoint and a tenant's tokens (create, rotate, revoke), and a
   readiness check of the directory;
 - *Users* and *Groups*: search through the SCIM query service, read only;
-- *Activity*: recent SCIM operations from the audit trail, with a chart per hour.
+- *Activity*: recent SCIM operations from the audit trail, with a chart per hour;
+- *Directory check*: the last ``directory check`` of a tenant, and buttons to run one.
 
 ``init_app`` wires it into an app; the views are in ``views.py`` and the sign-in,
 CSRF and idle-timeout rules in ``session.py``.
@@ -64,4 +65,4 @@ def init_app(app: Flask, settings: Settings, audit: Reader | None = None,
     app.register_blueprint(bp)
 
 
-from scim.admin import session, views  # noqa: E402, F401 - register the views on bp
+from scim.admin import directory_check, session, views  # noqa: E402, F401 - register the views
