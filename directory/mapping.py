@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from directory.dn import normalise_dn
 from scim.protocol.errors import InvalidValue
 from scim.protocol.schema import (
     EXTERNAL_ID,
@@ -293,7 +292,7 @@ def _decode(row: Row, raw: Any, refs: dict[str, dict[str, str]]) -> Any:
     if row.codec == "boolean":
         return str(raw).upper() == "TRUE"
     if row.codec == "reference":
-        target = refs.get(normalise_dn(str(raw)))
+        target = refs.get(str(raw))  # keyed by the value as stored (see reference_index)
         return target["id"] if target else None
     return raw if isinstance(raw, str) else str(raw)
 

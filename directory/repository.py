@@ -25,7 +25,7 @@ from ldap3 import (
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
-from directory import deref, wire
+from directory import ber, deref, wire
 from directory.controls import (
     META_ATTRIBUTES,
     PERMISSIVE_MODIFY,
@@ -52,6 +52,8 @@ USER_CLASS = "inetOrgPerson"
 GROUP_CLASS = "groupOfNames"
 #: How many ids or DNs go into one (|(…)(…)) search.
 BATCH = 200
+#: Post-read of a rename: the meta values and the new DN as the server spells it.
+_POST_READ_DN = (POST_READ_OID, False, ber.attribute_list([*META_ATTRIBUTES, "entryDN"]))
 
 
 @dataclass
@@ -251,14 +253,17 @@ class Repository:
 
     def rename(self, dn: str, rdn_attr: str, value: str, *,
                csn: str | None = None) -> tuple[str, dict[str, list[Any]]]:
-        """modify_dn within the same parent; returns the new DN and its meta values."""
-        controls: list[Any] = [post_read()]
+        """modify_dn within the same parent; returns the new DN as the server spells it
+        (what member values naming it will read) and its meta values."""
+        controls: list[Any] = [_POST_READ_DN]
         if csn:
             controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
         new_rdn = f"{rdn_attr}={escape_rdn(value)}"
         result = self._call(wire.modify_dn, self.conn, dn, new_rdn, controls=controls)
+        meta = self._post_read(result)
         parent = dn.split(",", 1)[1] if "," in dn else ""
-        return f"{new_rdn},{parent}", self._post_read(result)
+        spelled = meta.pop("entrydn", None)
+        return (str(spelled[0]) if spelled else f"{new_rdn},{parent}"), meta
 
     def delete(self, dn: str) -> None:
         self._call(wire.delete, self.conn, dn)
@@ -335,37 +340,80 @@ class Repository:
         return entry, found
 
     def resolve_dns(self, dns: Iterable[str], attributes: Iterable[str]) -> dict[str, Entry]:
-        """Map DNs (normalised) to entries within this tenant, batched."""
+        """The tenant's users and groups that DN values name, keyed by each value exactly
+        as given; a value that names nothing (or something else) is left out.
+
+        Which entry a value names is the server's decision (distinguishedNameMatch with
+        each RDN attribute's own matching rule), never Python's: ``uid=Straße-x`` and
+        ``uid=Straẞe-x`` are two users for slapd. One search per :data:`BATCH` values
+        maps every value spelled exactly as its entry's DN (what the bridge writes); a
+        value spelled otherwise (case, Unicode form, escaping) or naming nothing is then
+        looked up on its own, all such lookups in one round trip (:meth:`read_each`).
+        """
         suffixes = self._tenant_suffixes()
         wanted = [d for d in dict.fromkeys(dns) if normalise_dn(d).endswith(suffixes)]
-        found: dict[str, Entry] = {}
+        asked = ["entryUUID", "objectClass", *attributes]
+        exact: dict[str, Entry] = {}
         for i in range(0, len(wanted), BATCH):
             ors = "".join(f"(entryDN={escape_filter_chars(d)})" for d in wanted[i:i + BATCH])
-            entries, _ = self.search(self.tenant.base_dn, f"(|{ors})",
-                                     ["entryUUID", "objectClass", *attributes])
-            for e in entries:
-                found[normalise_dn(e.dn)] = e
+            entries, _ = self.search(self.tenant.base_dn, f"(|{ors})", asked)
+            exact.update((e.dn, e) for e in entries)
+        found = {d: exact[d] for d in wanted if d in exact}
+        misses = [d for d in wanted if d not in found]
+        if misses:
+            found.update(self.read_each(misses, asked))
         return found
 
-    def resolve_with_parents(self, dns: Iterable[str], children: Iterable[str],
+    def read_each(self, dns: list[str], attributes: Iterable[str]) -> dict[str, Entry]:
+        """For each DN value, the tenant user or group the server says it names (by
+        ``(entryDN=value)``, so by the server's matching rules), keyed by the value.
+        The searches go out together: one round trip per :data:`BATCH` values."""
+        asked = list(attributes)
+        found: dict[str, Entry] = {}
+        for i in range(0, len(dns), BATCH):
+            chunk = dns[i:i + BATCH]
+            requests = [wire.search_request(self.tenant.base_dn, SUBTREE,
+                                            f"(entryDN={escape_filter_chars(d)})", asked)
+                        for d in chunk]
+            answers = self._measure(wire.exchange, self.conn, requests,
+                                    names=["search"] * len(requests))
+            for value, answer in zip(chunk, answers, strict=True):
+                entries = _entries(self._answer_entries(answer))
+                named = next((e for e in entries if self.in_tenant(e.dn)), None)
+                if named is not None:
+                    found[value] = named
+        return found
+
+    def _answer_entries(self, answer: wire.Answer) -> list[dict]:
+        try:
+            return wire.check(answer)[0]
+        except Exception as exc:
+            error = translate(exc)
+            if isinstance(error, NoSuchEntry):
+                return []
+            raise error from exc
+
+    def resolve_with_parents(self, dns: Iterable[str], children: dict[str, str],
                              attributes: Iterable[str]
                              ) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
         """:meth:`resolve_dns`, and in the same searches the tenant's groups that list any
-        of ``children`` (user or group DNs) as a direct member.
+        of ``children`` (DN → entryUUID of users or groups) as a direct member.
 
-        Returns the entries found by normalised DN, and the parent groups by normalised
-        child DN. The parents' ``member`` values come back cut down to the children asked
-        about (RFC 3876 matched values), so a 100,000-member parent costs nothing extra;
-        a server ignoring the control sends them all and the filter here still holds.
+        Returns the entries found by DN value (as given), and the parent groups by child
+        DN (as given). The parents' ``member`` values come back cut down to the children
+        asked about (RFC 3876 matched values), so a 100,000-member parent costs nothing
+        extra; a server ignoring the control sends them all and the mapping still holds.
+        A value is a child's when it is spelled exactly as the child's DN; one spelled
+        otherwise is looked up (:meth:`read_each`) and compared by entryUUID.
         """
         plan = _ParentSearches(self, dns, children, attributes)
         for base, flt, attrs, controls in plan.requests:
             entries, _ = self.search(base, flt, attrs, controls=controls)
             plan.collect(entries)
-        return plan.found, plan.parents
+        return plan.finish()
 
     def modify_resolving(self, dn: str, changes: dict[str, list[tuple[str, list[str]]]], *,
-                         csn: str | None, dns: Iterable[str], children: Iterable[str],
+                         csn: str | None, dns: Iterable[str], children: dict[str, str],
                          attributes: Iterable[str]
                          ) -> tuple[dict[str, list[Any]],
                                     tuple[dict[str, Entry], dict[str, list[Entry]]] | None]:
@@ -389,7 +437,7 @@ class Repository:
         for answer in answers[1:]:
             self._checked(answer)
             plan.collect(_entries(answer[0]))
-        return self._post_read(result), (plan.found, plan.parents)
+        return self._post_read(result), plan.finish()
 
     def _checked(self, answer: wire.Answer) -> dict[str, Any]:
         """The result of one answer of an exchange, or its error, translated."""
@@ -438,7 +486,7 @@ class Repository:
         found = self.resolve_dns(values, [])
         members = []
         for value in values:
-            e = found.get(normalise_dn(value))
+            e = found.get(value)
             if e is not None:
                 classes = {str(c).lower() for c in e.values("objectClass")}
                 members.append(Member(value, e.uuid, GROUP_CLASS.lower() in classes))
@@ -562,14 +610,19 @@ class Repository:
         except ObjectClassViolation:
             if not remove:
                 raise
-        current = self.read(dn, ["member", "entryCSN"])
+        # Whether the removal empties the group is the server's call (its DN matching),
+        # at one version: the same delete, pinned to the entryCSN just read, is refused
+        # again only if it would still empty the group; then the placeholder goes in
+        # with it, pinned to that version.
+        current = self.read(dn, ["entryCSN"])
         if current is None:
             raise NoSuchEntry(dn)
         if csn and current.csn != csn:
             raise AssertionFailed("the group changed since it was read")
-        gone = {normalise_dn(d) for d in remove} | {normalise_dn(self.tenant.placeholder_dn)}
-        if any(normalise_dn(m) not in gone for m in current.values("member")):
-            raise AssertionFailed("a member arrived meanwhile")  # retry: plain delete
+        try:
+            return self.modify(dn, changes, csn=current.csn, permissive=True)
+        except ObjectClassViolation:
+            pass
         changes["member"] = [(MODIFY_ADD, [self.tenant.placeholder_dn]),
                              (MODIFY_DELETE, remove)]
         return self.modify(dn, changes, csn=current.csn, permissive=True)
@@ -583,63 +636,6 @@ class Repository:
                 present.append(value)
         return present
 
-    def move_references(self, old_dn: str, new_dn: str) -> None:
-        """After a rename, point every ``member``/``manager`` value at the new DN now.
-
-        slapd's refint overlay does this too, but in a background task after the
-        rename has returned (measured: about 1 read in 15 right after a modDN still saw
-        the old DN). Doing it here makes the SCIM answer and the next read right; when
-        refint got there first, the old value is already gone and nothing is left to do.
-        """
-        old = escape_filter_chars(old_dn)
-        entries, _ = self.search(self.tenant.base_dn, f"(|(member={old})(manager={old}))",
-                                 ["1.1"])
-        for entry in entries:
-            if not self.in_tenant(entry.dn):
-                continue
-            for attr in ("member", "manager"):
-                changes = {attr: [(MODIFY_ADD, [new_dn]), (MODIFY_DELETE, [old_dn])]}
-                if attr == "manager":
-                    changes = {attr: [(MODIFY_REPLACE, [new_dn])]}
-                flt = f"({attr}={old})"
-                try:
-                    self.modify(entry.dn, changes, permissive=True, condition=flt)
-                except (AssertionFailed, NoSuchAttribute):
-                    continue  # this entry does not refer to old_dn by attr (any more)
-
-    def remove_references(self, dn: str, attributes: Iterable[str]) -> None:
-        """Before deleting a user: take ``dn`` out of every group of the tenant and out
-        of the given reference attributes (``manager``) of the tenant's people.
-
-        One search finds both kinds of referrer. refint would do this too, but later, in
-        a background task; it cannot remove a group's last member, and for ``manager``
-        it writes its placeholder DN instead of removing the value.
-        """
-        names = list(attributes)
-        value = escape_filter_chars(dn)
-        refer = "".join(f"({a}={value})" for a in names)
-        entries, _ = self.search(
-            self.tenant.base_dn, f"(|(&(objectClass={GROUP_CLASS})(member={value})){refer})",
-            ["objectClass", *names])
-        people, groups = self._tenant_suffixes()
-        target = normalise_dn(dn)
-        for entry in entries:
-            where = normalise_dn(entry.dn)
-            classes = {str(c).lower() for c in entry.values("objectClass")}
-            if where.endswith(groups) and GROUP_CLASS.lower() in classes:
-                self.change_members(entry.dn, [], [dn])
-                continue
-            if not where.endswith(people):
-                continue
-            for attr in names:
-                if not any(normalise_dn(str(v)) == target for v in entry.values(attr)):
-                    continue
-                try:
-                    self.modify(entry.dn, {attr: [(MODIFY_DELETE, [dn])]},
-                                condition=f"({attr}={value})")
-                except AssertionFailed:
-                    continue  # refint or another writer removed it first
-
     def replace_members(self, dn: str, members: list[str],
                         other: dict[str, list[tuple[str, list[str]]]] | None = None, *,
                         csn: str | None = None) -> dict[str, list[Any]]:
@@ -647,15 +643,6 @@ class Repository:
         changes = dict(other or {})
         changes["member"] = [(MODIFY_REPLACE, members or [self.tenant.placeholder_dn])]
         return self.modify(dn, changes, csn=csn)
-
-    def remove_from_all_groups(self, dn: str) -> None:
-        """Remove ``dn`` from every group of the tenant (before deleting it).
-
-        refint cannot remove the last member of a groupOfNames, so we do it, one
-        group at a time, with the same placeholder logic as a SCIM PATCH.
-        """
-        for group in self.groups_with_member([dn], []):
-            self.change_members(group.dn, [], [dn])
 
 
 # -- membership values ------------------------------------------------------------------
@@ -678,19 +665,19 @@ class Member(NamedTuple):
 class _ParentSearches:
     """The searches of :meth:`Repository.resolve_with_parents` and what they found."""
 
-    def __init__(self, repo: Repository, dns: Iterable[str], children: Iterable[str],
+    def __init__(self, repo: Repository, dns: Iterable[str], children: dict[str, str],
                  attributes: Iterable[str]) -> None:
+        self.repo = repo
         self.people, self.groups = repo._tenant_suffixes()
-        wanted = {normalise_dn(d): d for d in dns}
-        self.wanted = {k: v for k, v in wanted.items() if k.endswith((self.people,
-                                                                       self.groups))}
-        kids = {normalise_dn(c): c for c in children}
-        self.kids = {k: v for k, v in kids.items() if k.endswith((self.people, self.groups))}
-        self.found: dict[str, Entry] = {}
-        self.parents: dict[str, list[Entry]] = {}
-        clauses = [("entryDN", d) for d in self.wanted.values()] + \
-            [("member", c) for c in self.kids.values()]
-        asked = ["entryUUID", "objectClass", *attributes]
+        inside = (self.people, self.groups)
+        self.wanted = [d for d in dict.fromkeys(dns) if normalise_dn(d).endswith(inside)]
+        self.kids = {dn: uuid for dn, uuid in children.items()
+                     if normalise_dn(dn).endswith(inside)}
+        self.asked = ["entryUUID", "objectClass", *attributes]
+        self.by_dn: dict[str, Entry] = {}
+        #: (member value, group) for every value the parent groups came back with
+        self.listed: list[tuple[str, Entry]] = []
+        clauses = [("entryDN", d) for d in self.wanted] + [("member", c) for c in self.kids]
         #: (base, filter, attributes, controls) of each search
         self.requests: list[tuple[str, str, list[str], list[Any]]] = []
         for i in range(0, len(clauses), BATCH):
@@ -703,17 +690,29 @@ class _ParentSearches:
                 ors += (f"(&(objectClass={GROUP_CLASS})(|"
                         + "".join(f"(member={escape_filter_chars(m)})" for m in members)
                         + "))")
-                controls = [matched_values(asked, "member", members)]
+                controls = [matched_values(self.asked, "member", members)]
             self.requests.append((repo.tenant.base_dn, f"(|{ors})",
-                                  [*asked, *(["member"] if members else [])], controls))
+                                  [*self.asked, *(["member"] if members else [])], controls))
 
     def collect(self, entries: list[Entry]) -> None:
         for e in entries:
-            norm = normalise_dn(e.dn)
-            if norm in self.wanted:
-                self.found[norm] = e
-            if norm.endswith(self.groups):
-                for value in e.values("member"):
-                    child = normalise_dn(str(value))
-                    if child in self.kids:
-                        self.parents.setdefault(child, []).append(e)
+            self.by_dn[e.dn] = e
+            if normalise_dn(e.dn).endswith(self.groups):
+                self.listed.extend((str(v), e) for v in e.values("member"))
+
+    def finish(self) -> tuple[dict[str, Entry], dict[str, list[Entry]]]:
+        """Entries by wanted DN and parents by child DN, each value matched to an entry
+        exactly or, spelled otherwise, by the server (one more round trip, rare)."""
+        found = {d: self.by_dn[d] for d in self.wanted if d in self.by_dn}
+        odd = [d for d in self.wanted if d not in found]
+        odd += [v for v, _ in self.listed if v not in self.kids]
+        named = self.repo.read_each(list(dict.fromkeys(odd)), self.asked) if odd else {}
+        found.update((d, named[d]) for d in self.wanted if d not in found and d in named)
+        by_uuid = {uuid.lower(): dn for dn, uuid in self.kids.items()}
+        parents: dict[str, list[Entry]] = {}
+        for value, group in self.listed:
+            child = value if value in self.kids else \
+                by_uuid.get(named[value].uuid.lower()) if value in named else None
+            if child is not None and all(g.dn != group.dn for g in parents.get(child, [])):
+                parents.setdefault(child, []).append(group)
+        return found, parents

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from directory import errors as de
+from directory import references
 from directory.changes import Changes, diff
 from directory.dn import normalise_dn
 from directory.repository import GROUP_CLASS, Entry
@@ -58,7 +59,9 @@ def member_index(ctx: Context, entries: list[Entry]) -> dict[str, dict]:
     """Resolve the member DNs of all entries (read with ``member``) in batched searches.
 
     For lists; one group is read with :meth:`Repository.group_members` instead. The
-    placeholder is outside the tenant, so it never resolves.
+    placeholder is outside the tenant, so it never resolves. Keyed by member value as
+    stored: which entry a value names is the server's call (two users whose names only
+    Python would fold together stay two members).
     """
     dns = [m for e in entries for m in e.values("member")]
     if not dns:
@@ -71,7 +74,7 @@ def render(ctx: Context, entry: Entry, members: dict[str, dict] | None) -> dict:
     """The SCIM Group of an entry read with ``member``; ``members`` from :func:`member_index`."""
     listed = None
     if members is not None:
-        listed = [m for m in (members.get(normalise_dn(dn)) for dn in entry.values("member"))
+        listed = [m for m in (members.get(str(dn)) for dn in entry.values("member"))
                   if m is not None]
     return _resource(ctx, entry, listed)
 
@@ -118,13 +121,12 @@ def user_counts(ctx: Context, ids: list[str]) -> dict[str, int]:
             for gid in ids if gid.lower() in found}
 
 
-def _member_dns(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "",
+def _member_dns(ctx: Context, ids: list[str], *, strict: bool,
                 resolved: dict[str, Entry] | None = None) -> list[str]:
-    return [e.dn for e in _member_entries(ctx, ids, strict=strict, self_dn=self_dn,
-                                          resolved=resolved)]
+    return [e.dn for e in _member_entries(ctx, ids, strict=strict, resolved=resolved)]
 
 
-def _member_entries(ctx: Context, ids: list[str], *, strict: bool, self_dn: str = "",
+def _member_entries(ctx: Context, ids: list[str], *, strict: bool, self_id: str = "",
                     resolved: dict[str, Entry] | None = None) -> list[Entry]:
     """Resolve member ids (one search per batch, unless ``resolved`` already holds them),
     one entry each. Unknown ids → 400 when strict, else left out."""
@@ -139,7 +141,7 @@ def _member_entries(ctx: Context, ids: list[str], *, strict: bool, self_dn: str 
     # one value per entry: the same id twice (or in another case) is one member
     entries = list({e.uuid.lower(): e for e in
                     (found[i.lower()] for i in ids if i.lower() in found)}.values())
-    if self_dn and any(normalise_dn(e.dn) == normalise_dn(self_dn) for e in entries):
+    if self_id and any(e.uuid.lower() == self_id.lower() for e in entries):
         raise InvalidValue("a group cannot be a member of itself")
     return entries
 
@@ -177,6 +179,10 @@ def create(ctx: Context, body: Any) -> dict:
             entry = ctx.repo.add(dn, ctx.mapping.group.object_classes, attrs)
         except de.EntryExists:
             raise _taken(name) from None
+        if members:
+            final = references.settle(ctx.repo, entry.uuid, entry.dn, "member",
+                                      {e.dn: e.uuid for e in members})
+            members = [e for e in members if e.uuid in final]
         return _resource(ctx, entry, [_member(ctx, e.uuid, _is_group(e)) for e in members])
 
 
@@ -202,7 +208,7 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
         dn, meta = ctx.repo.rename(entry.dn, rdn.ldap, new, csn=entry.csn)
     except de.EntryExists:
         raise _taken(new) from None
-    ctx.repo.move_references(entry.dn, dn)  # parent groups now, not when refint gets to it
+    dn = references.move(ctx.repo, entry.uuid, entry.dn, dn)  # parent groups, now
     return dn, str(meta.get("entrycsn", [entry.csn])[0]), old
 
 
@@ -216,30 +222,36 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
     """
     replacement = plan.final_replacement()
     if replacement is not None:
-        new_members = _member_dns(ctx, replacement, strict=True, self_dn=entry.dn,
-                                  resolved=resolved)
-        add_dns, remove_dns = [], []
+        added = _member_entries(ctx, replacement, strict=True, self_id=entry.uuid,
+                                resolved=resolved)
+        remove_dns = []
     else:
-        new_members = []
-        add_dns = _member_dns(ctx, list(plan.add.values()), strict=True, self_dn=entry.dn,
-                              resolved=resolved)
+        added = _member_entries(ctx, list(plan.add.values()), strict=True,
+                                self_id=entry.uuid, resolved=resolved)
         remove_dns = _member_dns(ctx, list(plan.remove.values()), strict=False,
                                  resolved=resolved)
+    add_dns = [e.dn for e in added]
     changes = _attribute_changes(ctx, entry, resource)
     dn, csn, old = _rename_if_needed(ctx, entry, resource)
     renamed = dn != entry.dn
     guard = csn if (guarded or changes or renamed or replacement is not None) else None
     try:
         if replacement is not None:
-            ctx.repo.replace_members(dn, new_members, changes, csn=guard)
+            ctx.repo.replace_members(dn, add_dns, changes, csn=guard)
         elif add_dns or remove_dns:
             ctx.repo.change_members(dn, add_dns, remove_dns, changes, csn=guard)
         elif changes:
             ctx.repo.modify(dn, changes, csn=guard)
-    except de.DirectoryError:
+    except de.DirectoryError as exc:
         if renamed:
-            ctx.repo.rename(dn, ctx.mapping.group.rdn.ldap, old)
+            back, _ = ctx.repo.rename(dn, ctx.mapping.group.rdn.ldap, old)
+            references.move(ctx.repo, entry.uuid, dn, back)
+        if isinstance(exc, de.NoSuchEntry):  # renamed or deleted meanwhile: read again
+            raise de.AssertionFailed("the group was renamed or deleted meanwhile") from None
         raise
+    if added:
+        # the members may have been renamed or deleted since they were resolved
+        references.settle(ctx.repo, entry.uuid, dn, "member", {e.dn: e.uuid for e in added})
 
 
 def _read(ctx: Context, scim_id: str, member_ids: list[str]) -> tuple[Entry, dict | None]:
@@ -302,8 +314,9 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
     with directory_errors(ctx.options.retry_after):
         entry = find(ctx, scim_id)
         check_if_match(if_match, entry)
-        ctx.repo.remove_from_all_groups(entry.dn)
+        references.forget(ctx.repo, [entry.dn], rounds=1)
         try:
             ctx.repo.delete(entry.dn)
         except de.NoSuchEntry:
             raise not_found("Group", scim_id) from None
+        references.forget(ctx.repo, [entry.dn])  # added meanwhile (see users.delete)

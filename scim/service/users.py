@@ -6,8 +6,8 @@ from contextlib import suppress
 from typing import Any
 
 from directory import errors as de
+from directory import references
 from directory.changes import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, Changes, diff
-from directory.dn import normalise_dn
 from directory.repository import Entry
 from scim.protocol import patch as scim_patch
 from scim.protocol.errors import InvalidValue, PreconditionFailed, Uniqueness
@@ -62,16 +62,18 @@ def _manager_dns(ctx: Context, entries: list[Entry]) -> list[str]:
 REFERENCE_ATTRIBUTES = ["displayName", "cn", "scimDerived"]
 
 #: One level of :func:`reference_index` as resolved by the repository: entries found by
-#: normalised DN, parent groups by normalised child DN.
+#: DN value, parent groups by child DN (both as given; values are matched to entries by
+#: the server's rules, never by case-folding here).
 Level = tuple[dict[str, Entry], dict[str, list[Entry]]]
 
 
 def first_references(ctx: Context, entries: list[Entry], groups: bool
-                     ) -> tuple[list[str], list[str]]:
+                     ) -> tuple[list[str], dict[str, str]]:
     """What the first search of :func:`reference_index` asks about: the DNs to resolve
-    (managers) and, with ``groups``, the entries whose groups to find (the users)."""
+    (managers) and, with ``groups``, the entries whose groups to find (the users, DN →
+    entryUUID)."""
     pending = _manager_dns(ctx, entries)
-    children = [e.dn for e in entries] if groups else []
+    children = {e.dn: e.uuid for e in entries} if groups else {}
     return pending, children
 
 
@@ -83,13 +85,14 @@ def reference_index(ctx: Context, entries: list[Entry], groups: bool,
     the groups that list those groups, and so on while any are found. ``first``: the
     first level, already resolved (sent along with a write).
 
-    Each value: ``id``, ``display``, ``dn`` and ``parents`` (normalised DNs of the groups
-    that list it as a member); with ``groups``, the entries themselves are in it too.
+    Keyed by DN as the entries spell it (a manager value, an entry's or a group's DN);
+    each value: ``id``, ``display``, ``dn`` and ``parents`` (DNs of the groups that list
+    it as a member); with ``groups``, the entries themselves are in it too.
     """
     pending, children = first_references(ctx, entries, groups)
     refs: dict[str, dict] = {}
     if groups:
-        refs.update((normalise_dn(e.dn), _reference(e)) for e in entries)
+        refs.update((e.dn, _reference(e)) for e in entries)
     for _ in range(NESTING_LIMIT):  # cycles end through `refs`; depth is bounded
         if not pending and not children:
             break
@@ -99,13 +102,13 @@ def reference_index(ctx: Context, entries: list[Entry], groups: bool,
             found, parents = ctx.repo.resolve_with_parents(pending, children,
                                                            REFERENCE_ATTRIBUTES)
         refs.update((dn, _reference(e)) for dn, e in found.items())
-        pending, children = [], []
+        pending, children = [], {}
         for child, above in parents.items():
             for parent in above:
-                key = normalise_dn(parent.dn)
+                key = parent.dn
                 if key not in refs:
                     refs[key] = _reference(parent)
-                    children.append(parent.dn)
+                    children[parent.dn] = parent.uuid
                 if child in refs:
                     refs[child].setdefault("parents", []).append(key)
     return refs
@@ -153,10 +156,10 @@ def render(ctx: Context, entry: Entry, refs: dict[str, dict], groups: bool = Tru
 def group_memberships(ctx: Context, entry: Entry, refs: dict[str, dict]) -> list[dict]:
     """Direct groups, then indirect ones through nested groups (from the ``parents``
     :func:`reference_index` resolved; no directory access here)."""
-    own = refs.get(normalise_dn(entry.dn), {})
+    own = refs.get(entry.dn, {})
     direct = [refs[g] for g in own.get("parents", []) if g in refs]
     out = [_membership(ctx, g["id"], g["display"], "direct") for g in direct]
-    seen = {normalise_dn(g["dn"]) for g in direct}
+    seen = {g["dn"] for g in direct}
     frontier = direct
     while frontier:
         upper = []
@@ -185,8 +188,9 @@ def get(ctx: Context, scim_id: str, groups: bool = True) -> dict:
 # --- writing --------------------------------------------------------------------------
 
 
-def _desired(ctx: Context, resource: dict) -> dict[str, list[str]]:
-    """LDAP values for a validated resource, with references resolved to DNs."""
+def _desired(ctx: Context, resource: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """LDAP values for a validated resource, with references resolved to DNs; and the
+    references asked for (LDAP attribute → the SCIM id it names)."""
     attrs, refs = ctx.mapping.user.to_ldap(resource, ctx.options.password_scheme)
     if refs:
         found = ctx.repo.resolve_ids(refs.values(), kinds=("User",))
@@ -195,7 +199,21 @@ def _desired(ctx: Context, resource: dict) -> dict[str, list[str]]:
             if target is None or not target.dn.lower().endswith(ctx.repo.tenant.people_dn.lower()):
                 raise InvalidValue(f"manager {ref_id!r} is not a known User id")
             attrs[ldap_attr] = [target.dn]
-    return attrs
+    return attrs, refs
+
+
+def _settle(ctx: Context, entry: Entry, written: dict[str, list[str]],
+            ids: dict[str, str]) -> None:
+    """Check the references just written still name the users they were resolved to
+    (see :func:`directory.references.settle`); ``entry`` shows what they now are."""
+    for ldap_attr, ref_id in ids.items():
+        values = written.get(ldap_attr)
+        if not values:
+            continue
+        final = references.settle(ctx.repo, entry.uuid, entry.dn, ldap_attr,
+                                  {values[0]: ref_id})
+        now = final.get(ref_id)
+        entry.attrs[ldap_attr.lower()] = [now] if now else []
 
 
 def _lock(ctx: Context, attrs: dict[str, list[str]]) -> bool:
@@ -206,7 +224,7 @@ def _lock(ctx: Context, attrs: dict[str, list[str]]) -> bool:
 def create(ctx: Context, body: Any) -> dict:
     resource = load_resource(body, USER)
     with directory_errors(ctx.options.retry_after):
-        attrs = _desired(ctx, resource)
+        attrs, ids = _desired(ctx, resource)
         if _lock(ctx, attrs):
             attrs["pwdAccountLockedTime"] = [LOCKED]
         rdn = ctx.mapping.user.rdn
@@ -221,6 +239,7 @@ def create(ctx: Context, body: Any) -> dict:
             raise _taken(user_name) from None
         except de.InvalidData as exc:
             raise _refused(ctx, exc) from None
+        _settle(ctx, entry, attrs, ids)
         return render(ctx, entry, reference_index(ctx, [entry], False), groups=False)
 
 
@@ -235,7 +254,13 @@ def _taken(user_name: str) -> Uniqueness:
     return Uniqueness(f"userName {user_name!r} is already in use")
 
 
-def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Changes:
+def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]],
+             ids: dict[str, str], before: dict[str, str]) -> Changes:
+    """The modify that makes ``entry`` hold ``desired``. A reference (manager) is
+    written only when the SCIM id it names changes (``ids`` against ``before``, the ids
+    the entry's values named when read): the DN of an unchanged manager may be in the
+    middle of a rename, which moves the value itself, and an unresolvable one (named
+    nothing when read) is no reason to remove it."""
     mapping = ctx.mapping.user
     managed = [r.ldap for r in mapping.rows if r.codec != "password" and r is not mapping.rdn]
     managed += ["scimDerived", "scimPrimary"]
@@ -249,10 +274,8 @@ def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Chang
         if len(cur) > 1 and cur[:1] == desired.get(r.ldap):
             del changes[r.ldap]
     for r in mapping.references:
-        cur, new = entry.values(r.ldap), desired.get(r.ldap, [])
-        if r.ldap in changes and len(cur) == len(new) == 1 and \
-                normalise_dn(str(cur[0])) == normalise_dn(new[0]):
-            del changes[r.ldap]
+        if (ids.get(r.ldap) or "").lower() == (before.get(r.ldap) or ""):
+            changes.pop(r.ldap, None)
     if ctx.options.ppolicy_lock:
         locked = [str(v) for v in entry.values("pwdAccountLockedTime")]
         if _lock(ctx, desired) and locked != [LOCKED]:
@@ -266,7 +289,8 @@ def _changes(ctx: Context, entry: Entry, desired: dict[str, list[str]]) -> Chang
     return changes
 
 
-def _write(ctx: Context, entry: Entry, resource: dict) -> tuple[Entry, Level | None]:
+def _write(ctx: Context, entry: Entry, resource: dict, before: dict[str, str]
+           ) -> tuple[Entry, Level | None]:
     """Make the entry hold ``resource``: one modify, then a rename if userName changed.
 
     Order and why: the modify goes first because slapd may refuse a value (syntax) and
@@ -280,12 +304,17 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> tuple[Entry, Level | N
     Returns the entry as it now is — what was read, the changes, and the server's
     post-read meta — so that the answer needs no second read; and, when the modify could
     carry it, the first level of the entry's references (see :func:`reference_index`).
+
+    After the writes: a rename moves every reference to the old DN
+    (:func:`directory.references.move`), and a manager just set is checked to still
+    name its user (:func:`directory.references.settle`).
     """
-    desired = _desired(ctx, resource)
+    desired, ids = _desired(ctx, resource)
     rdn = ctx.mapping.user.rdn
     new_name = resource["userName"]
     renamed = new_name != str(entry.first(rdn.ldap) or "")
-    changes = _changes(ctx, entry, desired)
+    changes = _changes(ctx, entry, desired, ids, before)
+    set_refs = {a: i for a, i in ids.items() if a in changes}
     if renamed:
         check_rdn(rdn.ldap, new_name, "userName")
         other = ctx.repo.find_one("User", rdn.ldap, new_name, [])
@@ -304,7 +333,12 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> tuple[Entry, Level | N
     except de.NoSuchEntry:  # renamed or deleted since it was read: read it again
         raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
     if not renamed:
-        return _applied(entry, entry.dn, changes, meta), first
+        written = _applied(entry, entry.dn, changes, meta)
+        if set_refs:
+            _settle(ctx, written, desired, set_refs)
+            if any(written.values(a) != desired.get(a) for a in set_refs):
+                first = None  # the answer's references were read for other values
+        return written, first
     try:
         new_dn, meta_after = ctx.repo.rename(entry.dn, rdn.ldap, new_name,
                                              csn=None if changes else entry.csn)
@@ -316,9 +350,11 @@ def _write(ctx: Context, entry: Entry, resource: dict) -> tuple[Entry, Level | N
             with suppress(de.AssertionFailed):  # changed again meanwhile: theirs stands
                 ctx.repo.modify(entry.dn, _undo(entry, changes), csn=csn)
         raise _taken(new_name) from None
-    ctx.repo.move_references(entry.dn, new_dn)
+    new_dn = references.move(ctx.repo, entry.uuid, entry.dn, new_dn)
     written = _applied(entry, new_dn, changes, {**meta, **meta_after})
     written.attrs[rdn.ldap.lower()] = [new_name]
+    if set_refs:
+        _settle(ctx, written, desired, set_refs)
     return written, None
 
 
@@ -357,9 +393,10 @@ def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> di
         for _ in range(ATTEMPTS):
             entry = find(ctx, scim_id)
             check_if_match(if_match, entry)
-            resource = build(ctx, entry, reference_index(ctx, [entry], groups=False))
+            refs = reference_index(ctx, [entry], groups=False)
+            resource = build(ctx, entry, refs)
             try:
-                written, first = _write(ctx, entry, resource)
+                written, first = _write(ctx, entry, resource, _reference_ids(ctx, entry, refs))
             except de.InvalidData as exc:
                 raise _refused(ctx, exc) from None
             except de.AssertionFailed:
@@ -369,6 +406,17 @@ def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> di
             refs = reference_index(ctx, [written], groups=True, first=first)
             return render(ctx, written, refs, groups=True)
         raise de.DirectoryBusy("the user is changing too often")
+
+
+def _reference_ids(ctx: Context, entry: Entry, refs: dict[str, dict]) -> dict[str, str]:
+    """LDAP reference attribute → the SCIM id its value named when read (lower-cased
+    like the ids :func:`_changes` compares it with)."""
+    out = {}
+    for r in ctx.mapping.user.references:
+        ref = refs.get(str(entry.first(r.ldap) or ""))
+        if ref:
+            out[r.ldap] = ref["id"].lower()
+    return out
 
 
 def current_resource(ctx: Context, entry: Entry, refs: dict[str, dict]) -> dict:
@@ -404,8 +452,12 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
     with directory_errors(ctx.options.retry_after):
         entry = find(ctx, scim_id)
         check_if_match(if_match, entry)
-        ctx.repo.remove_references(entry.dn, [r.ldap for r in ctx.mapping.user.references])
+        attrs = [r.ldap for r in ctx.mapping.user.references]
+        references.forget(ctx.repo, [entry.dn], attrs, rounds=1)
         try:
             ctx.repo.delete(entry.dn)
         except de.NoSuchEntry:
             raise not_found("User", scim_id) from None
+        # a member add or manager set that resolved this user before the delete and
+        # wrote after the first pass: removed here, or by its own check (settle)
+        references.forget(ctx.repo, [entry.dn], attrs)
