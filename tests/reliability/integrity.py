@@ -82,9 +82,11 @@ class Entra:
         with self._lock:
             self.failures.append(failure)
 
-    def find_user(self, user_name: str) -> str | None:
-        """Entra's lookup by userName (after a create whose answer it did not get)."""
-        reply, _ = self.send("GET", "/Users?filter=" + quote(f'userName eq "{user_name}"'))
+    def find(self, resource: str, name: str) -> str | None:
+        """Entra's lookup by userName or displayName (after a create whose answer it did
+        not get)."""
+        attr = "userName" if resource == "Users" else "displayName"
+        reply, _ = self.send("GET", f"/{resource}?filter=" + quote(f'{attr} eq "{name}"'))
         found = reply.body.get("Resources", []) if reply.status == 200 else []
         return str(found[0]["id"]) if len(found) == 1 else None
 

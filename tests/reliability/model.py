@@ -265,8 +265,8 @@ def send(entra: Entra, op: Op) -> None:
             allowed |= {400, 404}
         if retried and method == "DELETE":
             allowed.add(404)
-        if method == "POST" and retried and reply.status == 409 and op.kind == "create_user":
-            found = entra.find_user(op.name or "")
+        if method == "POST" and retried and reply.status == 409:
+            found = entra.find("Users" if op.kind == "create_user" else "Groups", op.name or "")
             if found is None or (op.created and found != op.created):
                 op.problem = f"{op.describe()}: 409 on the retry, lookup found {found}"
             op.created = found
