@@ -8,8 +8,8 @@ What one cycle may contain and why its outcome is determined: tests/reliability/
 
 Replaying a failure: the failing seed is in the assertion message (and printed);
 ``SCIM_MODEL_SEED=<seed> .venv/bin/pytest tests/reliability/test_integrity_model.py``
-runs that seed alone. The default run is short (``SCIM_MODEL_SEEDS`` seeds — default 2 —
-of ``SCIM_MODEL_CYCLES`` cycles — default 4); a longer run, e.g.
+runs that seed alone. The default run is short (``SCIM_MODEL_SEEDS`` seeds — default 3 —
+of ``SCIM_MODEL_CYCLES`` cycles — default 5); a longer run, e.g.
 ``SCIM_MODEL_SEEDS=20 SCIM_MODEL_CYCLES=15 SCIM_MODEL_SCALE=2``. ``SCIM_MODEL_USERS``
 sets the initial number of users (default 16). The plan of a seed is deterministic; the
 interleaving of its parallel requests is not, so a race-dependent defect may need a few
@@ -25,7 +25,6 @@ from collections import Counter
 
 import pytest
 
-from tests.reliability.conftest import StartGunicorn
 from tests.reliability.integrity import (
     Entra,
     directory_check,
@@ -44,18 +43,19 @@ GROUPS = 5
 def _seeds() -> list[int]:
     if os.environ.get("SCIM_MODEL_SEED"):
         return [int(os.environ["SCIM_MODEL_SEED"])]
-    return list(range(1, int(os.environ.get("SCIM_MODEL_SEEDS", "2")) + 1))
+    return list(range(1, int(os.environ.get("SCIM_MODEL_SEEDS", "3")) + 1))
 
 
-CYCLES = int(os.environ.get("SCIM_MODEL_CYCLES", "4"))
+CYCLES = int(os.environ.get("SCIM_MODEL_CYCLES", "5"))
 SCALE = float(os.environ.get("SCIM_MODEL_SCALE", "1"))
 USERS = int(os.environ.get("SCIM_MODEL_USERS", "16"))
 REPEAT = int(os.environ.get("SCIM_MODEL_REPEAT", "1"))
 
 
 @pytest.fixture
-def server(slapd, ldap, gunicorn: StartGunicorn) -> Gunicorn:
-    return gunicorn({**slapd.env, "LDAP_TIMEOUT": "10"}, workers=WORKERS, threads=4)
+def server(shared_gunicorn: Gunicorn, ldap) -> Gunicorn:
+    """The module's gunicorn, after ``ldap`` emptied the tree."""
+    return shared_gunicorn
 
 
 def run_parallel(entra: Entra, ops: list[Op]) -> None:
