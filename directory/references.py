@@ -23,6 +23,7 @@ plain string comparison and the rest a lookup.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE
 from ldap3.utils.conv import escape_filter_chars
@@ -37,6 +38,8 @@ ATTRIBUTES = ("member", "manager")
 #: Rounds of find-and-fix before giving up (each round normally finds nothing to do;
 #: a second is needed only when another writer raced the first).
 ROUNDS = 6
+#: The attribute recording DNs an entry had before a rename not yet finished.
+MARK = "scimRenamedFrom"
 _MATCHED_VALUES = "1.2.826.0.1.3344810.2.3"
 
 
@@ -104,6 +107,43 @@ def move(repo: Repository, uuid: str, old_dn: str, new_dn: str) -> str:
             return current
         names, current = [*names, current], moved.dn
     return current
+
+
+def mark(entry: Entry) -> dict[str, list[tuple[str, list[str]]]]:
+    """The modify (to merge into the one before a rename) recording the entry's DN as
+    a former one, so that a rename a crash cut short (modDN done, references not all
+    moved) is finished by the next write to the entry (:func:`finish`)."""
+    changes: dict[str, list[tuple[str, list[str]]]] = {MARK: [(MODIFY_ADD, [entry.dn])]}
+    if "scimresource" not in {str(c).lower() for c in entry.values("objectClass")}:
+        changes["objectClass"] = [(MODIFY_ADD, ["scimResource"])]
+    return changes
+
+
+def unmark(repo: Repository, dn: str, former: list[str]) -> dict[str, list[Any]]:
+    """Drop the record of former DNs whose references are all moved; the post-read
+    meta values (empty when nothing was recorded any more)."""
+    meta: dict[str, list[Any]] = {}
+    for value in former:
+        try:
+            meta = repo.modify(dn, {MARK: [(MODIFY_DELETE, [value])]})
+        except (NoSuchAttribute, NoSuchEntry):
+            continue  # dropped already (a concurrent finish)
+    return meta
+
+
+def unfinished(entry: Entry) -> list[str]:
+    """Former DNs of a rename not finished (see :func:`mark`)."""
+    return [str(v) for v in entry.values(MARK)]
+
+
+def finish(repo: Repository, entry: Entry) -> None:
+    """Finish the renames a crash cut short: move the references of every recorded
+    former DN to the entry's DN, then drop the record."""
+    former = unfinished(entry)
+    current = entry.dn
+    for old in former:
+        current = move(repo, entry.uuid, old, current)
+    unmark(repo, current, former)
 
 
 def settle(repo: Repository, holder_uuid: str, holder_dn: str, attr: str,

@@ -33,7 +33,8 @@ ATTEMPTS = 5
 
 
 def read_attributes(ctx: Context, members: bool) -> list[str]:
-    return [*ctx.mapping.group.ldap_attributes, *(["member"] if members else [])]
+    return [*ctx.mapping.group.ldap_attributes, "objectClass", references.MARK,
+            *(["member"] if members else [])]
 
 
 def find(ctx: Context, scim_id: str, members: bool = False) -> Entry:
@@ -204,11 +205,19 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
     other = ctx.repo.find_one("Group", rdn.ldap, new, [])
     if other is not None and other.uuid != entry.uuid:
         raise _taken(new)
+    # record the old DN first: a crash after the modDN leaves it for the next write to
+    # finish (references.finish); then rename, move the parents' values, drop the record
+    marked = ctx.repo.modify(entry.dn, references.mark(entry), csn=entry.csn)
     try:
-        dn, meta = ctx.repo.rename(entry.dn, rdn.ldap, new, csn=entry.csn)
-    except de.EntryExists:
-        raise _taken(new) from None
+        dn, meta = ctx.repo.rename(entry.dn, rdn.ldap, new,
+                                   csn=str(marked.get("entrycsn", [entry.csn])[0]))
+    except (de.EntryExists, de.AssertionFailed) as exc:
+        references.unmark(ctx.repo, entry.dn, [entry.dn])
+        if isinstance(exc, de.EntryExists):
+            raise _taken(new) from None
+        raise
     dn = references.move(ctx.repo, entry.uuid, entry.dn, dn)  # parent groups, now
+    meta.update(references.unmark(ctx.repo, dn, [entry.dn]))
     return dn, str(meta.get("entrycsn", [entry.csn])[0]), old
 
 
@@ -274,6 +283,9 @@ def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any,
     with directory_errors(ctx.options.retry_after):
         for attempt in range(ATTEMPTS):
             entry, resolved = _read(ctx, scim_id, (member_ids or []) if attempt == 0 else [])
+            if references.unfinished(entry):  # a rename a crash cut short
+                references.finish(ctx.repo, entry)
+                entry, resolved = find(ctx, scim_id), None
             check_if_match(if_match, entry)
             resource, plan = build(entry)
             try:
@@ -314,9 +326,10 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
     with directory_errors(ctx.options.retry_after):
         entry = find(ctx, scim_id)
         check_if_match(if_match, entry)
-        references.forget(ctx.repo, [entry.dn], rounds=1)
+        names = [entry.dn, *references.unfinished(entry)]
+        references.forget(ctx.repo, names, rounds=1)
         try:
             ctx.repo.delete(entry.dn)
         except de.NoSuchEntry:
             raise not_found("Group", scim_id) from None
-        references.forget(ctx.repo, [entry.dn])  # added meanwhile (see users.delete)
+        references.forget(ctx.repo, names)  # added meanwhile (see users.delete)

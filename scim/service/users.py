@@ -38,7 +38,8 @@ def read_attributes(ctx: Context) -> list[str]:
     group side instead — an indexed ``(member=<user DN>)`` search, flat in size (see
     :func:`reference_index`).
     """
-    return [*ctx.mapping.user.ldap_attributes, "objectClass", "pwdAccountLockedTime"]
+    return [*ctx.mapping.user.ldap_attributes, "objectClass", "pwdAccountLockedTime",
+            references.MARK]
 
 
 def find(ctx: Context, scim_id: str) -> Entry:
@@ -321,6 +322,7 @@ def _write(ctx: Context, entry: Entry, resource: dict, before: dict[str, str]
         if other is not None and other.uuid != entry.uuid:
             raise _taken(new_name)
     first = None
+    written_changes = _merge(changes, references.mark(entry)) if renamed else changes
     try:
         if changes and not renamed:
             dns, children = first_references(ctx, [_applied(entry, entry.dn, changes, {})],
@@ -328,8 +330,10 @@ def _write(ctx: Context, entry: Entry, resource: dict, before: dict[str, str]
             meta, first = ctx.repo.modify_resolving(
                 entry.dn, changes, csn=entry.csn, dns=dns, children=children,
                 attributes=REFERENCE_ATTRIBUTES)
+        elif written_changes:
+            meta = ctx.repo.modify(entry.dn, written_changes, csn=entry.csn)
         else:
-            meta = ctx.repo.modify(entry.dn, changes, csn=entry.csn) if changes else {}
+            meta = {}
     except de.NoSuchEntry:  # renamed or deleted since it was read: read it again
         raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
     if not renamed:
@@ -340,22 +344,37 @@ def _write(ctx: Context, entry: Entry, resource: dict, before: dict[str, str]
                 first = None  # the answer's references were read for other values
         return written, first
     try:
-        new_dn, meta_after = ctx.repo.rename(entry.dn, rdn.ldap, new_name,
-                                             csn=None if changes else entry.csn)
+        new_dn, meta_after = ctx.repo.rename(entry.dn, rdn.ldap, new_name)
     except de.NoSuchEntry:
         raise de.AssertionFailed("the user was renamed or deleted meanwhile") from None
     except de.EntryExists:
-        if changes:
-            csn = str(meta.get("entrycsn", [""])[0]) or None
-            with suppress(de.AssertionFailed):  # changed again meanwhile: theirs stands
-                ctx.repo.modify(entry.dn, _undo(entry, changes), csn=csn)
+        csn = str(meta.get("entrycsn", [""])[0]) or None
+        undo = _merge(_undo(entry, changes), {references.MARK: [(MODIFY_DELETE, [entry.dn])]})
+        with suppress(de.AssertionFailed):  # changed again meanwhile: theirs stands
+            ctx.repo.modify(entry.dn, undo, csn=csn)
         raise _taken(new_name) from None
     new_dn = references.move(ctx.repo, entry.uuid, entry.dn, new_dn)
+    meta_after.update(references.unmark(ctx.repo, new_dn, [entry.dn]))
     written = _applied(entry, new_dn, changes, {**meta, **meta_after})
     written.attrs[rdn.ldap.lower()] = [new_name]
     if set_refs:
         _settle(ctx, written, desired, set_refs)
     return written, None
+
+
+def _merge(a: Changes, b: Changes) -> Changes:
+    """Two modifies as one (the operations of an attribute in both, in order)."""
+    out = {k: list(v) for k, v in a.items()}
+    for name, ops in b.items():
+        key = next((k for k in out if k.lower() == name.lower()), name)
+        added = {v.lower() for op, values in out.get(key, []) if op == MODIFY_ADD
+                 for v in values}
+        ops = [(op, [v for v in values if op != MODIFY_ADD or v.lower() not in added])
+               for op, values in ops]
+        out[key] = [*out.get(key, []), *((op, vs) for op, vs in ops if vs)]
+        if not out[key]:
+            del out[key]
+    return out
 
 
 def _applied(entry: Entry, dn: str, changes: Changes, meta: dict[str, list[Any]]) -> Entry:
@@ -392,6 +411,9 @@ def _guarded(ctx: Context, scim_id: str, if_match: str | None, build: Any) -> di
     with directory_errors(ctx.options.retry_after):
         for _ in range(ATTEMPTS):
             entry = find(ctx, scim_id)
+            if references.unfinished(entry):  # a rename a crash cut short
+                references.finish(ctx.repo, entry)
+                entry = find(ctx, scim_id)
             check_if_match(if_match, entry)
             refs = reference_index(ctx, [entry], groups=False)
             resource = build(ctx, entry, refs)
@@ -453,11 +475,12 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
         entry = find(ctx, scim_id)
         check_if_match(if_match, entry)
         attrs = [r.ldap for r in ctx.mapping.user.references]
-        references.forget(ctx.repo, [entry.dn], attrs, rounds=1)
+        names = [entry.dn, *references.unfinished(entry)]
+        references.forget(ctx.repo, names, attrs, rounds=1)
         try:
             ctx.repo.delete(entry.dn)
         except de.NoSuchEntry:
             raise not_found("User", scim_id) from None
         # a member add or manager set that resolved this user before the delete and
         # wrote after the first pass: removed here, or by its own check (settle)
-        references.forget(ctx.repo, [entry.dn], attrs)
+        references.forget(ctx.repo, names, attrs)
