@@ -105,13 +105,15 @@ REPAIRABLE = frozenset({DANGLING_MEMBER, PLACEHOLDER_BESIDE_MEMBERS, EMPTY_GROUP
 
 @dataclass
 class Finding:
-    """One kind of drift on one entry; ``values``: a sample of at most :data:`SAMPLE`."""
+    """One kind of drift on one entry; ``values``: a sample of at most :data:`SAMPLE`;
+    ``attribute``: the reference attribute, for the manager kinds."""
 
     kind: str
     dn: str
     detail: str
     values: list[str] = field(default_factory=list)
     count: int = 1
+    attribute: str = ""
 
     @property
     def repairable(self) -> bool:
@@ -144,7 +146,7 @@ class Scan:
 @dataclass
 class Fix:
     """The outcome of repairing one finding: ``fixed``, ``skipped`` (nothing left to do,
-    or the entry kept changing) or ``failed``; ``changes``: attribute names written."""
+    or the entry kept changing) or ``failed``; ``attributes``: the names written."""
 
     kind: str
     dn: str
@@ -243,9 +245,10 @@ class Checker:
                 where = normalise_dn(value)
                 if where == self.placeholder:
                     out.add(Finding(PLACEHOLDER_MANAGER, entry.dn, f"{attr}: {value}",
-                                    [value]))
+                                    [value], attribute=attr))
                 elif not where.endswith(self.people):
-                    out.add(Finding(OUTSIDE_MANAGER, entry.dn, f"{attr}: {value}", [value]))
+                    out.add(Finding(OUTSIDE_MANAGER, entry.dn, f"{attr}: {value}", [value],
+                                    attribute=attr))
                 else:
                     managers.append((entry, attr, value))
         self._consistency(entry, out)
@@ -291,7 +294,8 @@ class Checker:
         missing = set(self.missing([v for _, _, v in managers]))
         for entry, attr, value in managers:
             if value in missing:
-                out.add(Finding(DANGLING_MANAGER, entry.dn, f"{attr}: {value}", [value]))
+                out.add(Finding(DANGLING_MANAGER, entry.dn, f"{attr}: {value}", [value],
+                                attribute=attr))
 
     def _group_entry(self, entry: Entry, out: Scan,
                      prone: list[tuple[str, str, list[str]]]) -> None:
@@ -473,8 +477,7 @@ class Checker:
                      ) -> tuple[str, dict[str, list[tuple[str, list[str]]]], str] | None:
         """(what is done, the modify, the assertion it needs besides the CSN)."""
         if finding.kind in (DANGLING_MANAGER, PLACEHOLDER_MANAGER):
-            value = finding.values[0]
-            attr = finding.detail.partition(":")[0]
+            value, attr = finding.values[0], finding.attribute
             present = [str(v) for v in entry.values(attr)]
             if value not in present:
                 return None

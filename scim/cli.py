@@ -254,8 +254,11 @@ def _print_report(report: check.Report) -> None:
 @click.option("--repair", is_flag=True,
               help="Fix what is safe (each fix one guarded, audited LDAP write).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--ignore", multiple=True, type=click.Choice(sorted(dc.KINDS)),
+              help="Leave this kind out (e.g. not-scim-resource for admin accounts kept "
+                   "in ou=People); repeatable.")
 def directory_check(tenant_name: str | None, every: bool, repair: bool,
-                    as_json: bool) -> None:
+                    as_json: bool, ignore: tuple[str, ...]) -> None:
     """Find drift in a tenant's People and Groups (dry run unless --repair).
 
     Exit status: 0 clean, 1 drift found (repaired or not: run again to confirm),
@@ -274,7 +277,8 @@ def directory_check(tenant_name: str | None, every: bool, repair: bool,
                 check.mark_running(repo, root, tenant.name, check.CLI_ACTOR, repair)
                 try:
                     report = check.run(repo, ext.mapping, repair=repair,
-                                       ppolicy_lock=ext.options.ppolicy_lock, audit=audit)
+                                       ppolicy_lock=ext.options.ppolicy_lock, audit=audit,
+                                       ignore=frozenset(ignore))
                 except DirectoryError as exc:
                     check.keep_failure(repo, root, tenant.name, check.CLI_ACTOR, str(exc))
                     raise

@@ -44,6 +44,7 @@ class Report:
     fixes: list[dc.Fix] = field(default_factory=list)
     finished: str = ""
     seconds: float = 0.0
+    ignored: list[str] = field(default_factory=list)
 
     @property
     def drift(self) -> bool:
@@ -64,6 +65,7 @@ class Report:
             "tenant": self.tenant, "base_dn": self.base_dn, "started": self.started,
             "finished": self.finished, "seconds": round(self.seconds, 3),
             "repair": self.repair, "by": self.by, "drift": self.drift,
+            "ignored": self.ignored,
             "scanned": {"users": self.scan.users, "groups": self.scan.groups,
                         "member_values": self.scan.member_values,
                         "other_entries": self.scan.others},
@@ -76,16 +78,22 @@ class Report:
 
 
 def run(repo: Repository, mapping: Mapping, *, repair: bool, by: str = CLI_ACTOR,
-        ppolicy_lock: bool = True, audit: AuditWrite | None = None) -> Report:
-    """Check ``repo``'s tenant; with ``repair``, fix what is safe, one audited write each."""
+        ppolicy_lock: bool = True, audit: AuditWrite | None = None,
+        ignore: frozenset[str] = frozenset()) -> Report:
+    """Check ``repo``'s tenant; with ``repair``, fix what is safe, one audited write each.
+
+    ``ignore``: kinds left out of the report (neither reported nor repaired)."""
     tenant = repo.tenant
-    report = Report(tenant.name, tenant.base_dn, _now(), repair, by)
+    report = Report(tenant.name, tenant.base_dn, _now(), repair, by, ignored=sorted(ignore))
     started = time.perf_counter()
     checker = dc.Checker(repo, mapping, ppolicy_lock)
     report.scan = checker.scan()
+    if ignore:
+        report.scan.findings = [f for f in report.scan.findings if f.kind not in ignore]
+        report.scan.counts = {k: n for k, n in report.scan.counts.items() if k not in ignore}
     if repair:
         def done(fix: dc.Fix) -> None:
-            if audit is not None:
+            if audit is not None and fix.outcome != "skipped":  # skipped: nothing written
                 _audit(audit, by, tenant.name, fix)
 
         report.fixes = checker.repair(report.scan.findings, done)
@@ -95,8 +103,8 @@ def run(repo: Repository, mapping: Mapping, *, repair: bool, by: str = CLI_ACTOR
 
 
 def _audit(write: AuditWrite, by: str, tenant: str, fix: dc.Fix) -> None:
-    """One record per repair, in the shape of the SCIM records (scim/audit.py)."""
-    status = {"fixed": 200, "skipped": 409}.get(fix.outcome, 500)
+    """One record per repair write, in the shape of the SCIM records (scim/audit.py)."""
+    status = 200 if fix.outcome == "fixed" else 500
     resource = "Group" if fix.kind in (dc.DANGLING_MEMBER, dc.PLACEHOLDER_BESIDE_MEMBERS,
                                        dc.EMPTY_GROUP) else "User"
     write(token=by, tenant=tenant, operation="repair", method="CHECK", resource=resource,

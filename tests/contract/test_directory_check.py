@@ -235,6 +235,8 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     hank = user(scim, "hank", displayName="Hank")
     jose = user(scim, "José")
     strasse = user(scim, "Straße-x")
+    fish = user(scim, "fish")
+    iris = user(scim, "iris")
     ivy = user(scim, "ivy")
     team = group(scim, "Team", uid_of(ldap, casey))
     # outside the tenant: a member and a manager naming another tenant's entry
@@ -254,6 +256,9 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     add(ldap, f"uid={nfd},ou=Sub,{people}", USER_CLASSES, {"uid": nfd, "cn": "j", "sn": "j"})
     add(ldap, f"uid=Straẞe-x,ou=Sub,{people}", USER_CLASSES,
         {"uid": "Straẞe-x", "cn": "s", "sn": "s"})
+    for other in ("ﬁsh", "İris"):  # a ligature; a dotted capital I
+        add(ldap, f"uid={other},ou=Sub,{people}", USER_CLASSES,
+            {"uid": other, "cn": "o", "sn": "o"})
     add(ldap, f"ou=Sub,{groups}", ["organizationalUnit"], {"ou": "Sub"})
     add(ldap, f"cn=ＴＥＡＭ,ou=Sub,{groups}", GROUP_CLASSES,
         {"cn": "ＴＥＡＭ", "member": [placeholder(base_dn)]})
@@ -279,6 +284,8 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     assert collisions == {
         (hank.lower(), casey.lower()),
         (f"uid={nfd},ou=Sub,{people}".lower(), jose.lower()),
+        (f"uid=ﬁsh,ou=Sub,{people}".lower(), fish.lower()),
+        (f"uid=İris,ou=Sub,{people}".lower(), iris.lower()),
         (f"cn=ＴＥＡＭ,ou=Sub,{groups}".lower(), team.lower())}, collisions
     assert not any("straße" in dn for dn, _ in collisions) and strasse
     not_scim = {f["dn"].lower() for f in report["findings"] if f["kind"] == "not-scim-resource"}
@@ -293,6 +300,9 @@ def test_reported_only_kinds_are_reported_and_never_touched(scim, ldap, base_dn,
     assert code == 1, out
     assert csns(ldap, base_dn) == before  # nothing was written
     assert audit_repairs(trail) == []
+    code, out = check(checked_app, "--json", *(f"--ignore={k}" for k in REPORT_ONLY))
+    assert code == 0, out
+    assert json.loads(out)["tenants"][0]["ignored"] == sorted(REPORT_ONLY)
 
 
 def test_a_group_left_with_outsiders_only_gets_the_placeholder(scim, ldap, base_dn,
@@ -316,3 +326,90 @@ def test_errors_exit_2(checked_app):
     assert code == 2, out
     code, out = check(checked_app, "--tenant", "default", "--all")
     assert code == 2, out
+
+
+def test_a_repair_never_clobbers_a_concurrent_change(scim, ldap, base_dn, checked_app,
+                                                    trail, monkeypatch):
+    """A member arrives between the repair's read of an empty group and its write: the
+    write's entryCSN assertion fails, the group is read again, and the placeholder is
+    not put beside the new member."""
+    from directory.check import Checker
+
+    elsewhere = f"uid=someone,ou=People,o=elsewhere,{base_dn}"
+    dn = f"cn=racing,ou=Groups,{base_dn}"
+    add(ldap, dn, GROUP_CLASSES, {"cn": "racing", "member": [elsewhere]})
+    newcomer = user(scim, "newcomer")
+    original = Checker.group_state
+    reads = []
+
+    def then_someone_adds(self: Checker, group_dn: str) -> Any:
+        state = original(self, group_dn)
+        reads.append(state)
+        if len(reads) == 2:  # the repair's read (the first is the scan's)
+            modify(ldap, dn, {"member": [(MODIFY_ADD, [newcomer])]})
+        return state
+
+    monkeypatch.setattr(Checker, "group_state", then_someone_adds)
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out
+    assert len(reads) == 3  # scan, repair, and the re-read after the failed assertion
+    assert members(ldap, dn) == {elsewhere.lower(), newcomer.lower()}
+    assert audit_repairs(trail) == []
+
+
+def test_a_reference_whose_entry_reappears_before_the_repair_stays(scim, ldap, base_dn,
+                                                                   checked_app, trail,
+                                                                   monkeypatch):
+    """Between the scan and the repair the missing entries are created (a user re-created
+    and a manager set, as Entra may): the repair asks again and removes nothing."""
+    from directory.check import Checker
+
+    people = f"ou=People,{base_dn}"
+    dave = user(scim, "dave")
+    alice = user(scim, "alice")
+    team = group(scim, "team", uid_of(ldap, alice))
+    modify(ldap, dave, {"manager": [(MODIFY_REPLACE, [f"uid=boss,{people}"])]})
+    modify(ldap, team, {"member": [(MODIFY_ADD, [f"uid=bob,{people}"])]})
+    original = Checker.repair
+
+    def entries_come_back(self: Checker, findings: Any, done: Any = None) -> Any:
+        user(scim, "boss")
+        user(scim, "bob")
+        return original(self, findings, done)
+
+    monkeypatch.setattr(Checker, "repair", entries_come_back)
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out
+    assert read(ldap, dave, "manager")["manager"] == [f"uid=boss,{people}"]
+    assert members(ldap, team) == {alice.lower(), f"uid=bob,{people}".lower()}
+    assert audit_repairs(trail) == []  # nothing was written
+    assert "SKIPPED" in out
+
+
+def test_all_checks_every_tenant_and_another_tenant_is_outside(scim, ldap, base_dn,
+                                                               checked_app):
+    from tests.contract.connector_support import wipe_registry
+
+    runner = checked_app.test_cli_runner()
+    try:
+        assert runner.invoke(args=["tenant", "create", "contoso"]).exit_code == 0
+        other = f"o=contoso,{base_dn}"
+        stranger = f"uid=stranger,ou=People,{other}"
+        add(ldap, stranger, USER_CLASSES, {"uid": "stranger", "cn": "s", "sn": "s"})
+        theirs = f"cn=theirs,ou=Groups,{other}"
+        add(ldap, theirs, GROUP_CLASSES, {"cn": "theirs", "member": [
+            stranger, f"uid=ghost,ou=People,{other}"]})
+        ours = group(scim, "ours", uid_of(ldap, user(scim, "alice")))
+        modify(ldap, ours, {"member": [(MODIFY_ADD, [stranger])]})
+        code, out = check(checked_app, "--all", "--json")
+        assert code == 1, out
+        reports = {r["tenant"]: r for r in json.loads(out)["tenants"]}
+        assert set(reports) == {"default", "contoso"}
+        assert reports["default"]["counts"] == {"outside-member": 1}
+        assert reports["contoso"]["counts"] == {"dangling-member": 1}
+        code, out = check(checked_app, "--tenant", "contoso", "--repair")
+        assert code == 1, out
+        assert members(ldap, theirs) == {stranger.lower()}
+        assert check(checked_app, "--tenant", "contoso")[0] == 0
+    finally:
+        wipe_registry(ldap, base_dn)

@@ -243,3 +243,32 @@ def test_an_admin_connects_entra_and_sees_what_it_provisioned(served, driver, ba
     assert "You are signed out." in page.find("#login-notice").text
     page.open("/admin/connector")
     assert page.heading() == "Sign in"
+
+
+def test_an_admin_runs_the_directory_check_and_repairs(served, driver, ldap, base_dn):
+    root, _ = served
+    people = f"ou=People,{base_dn}"
+    group_dn = f"cn=Drifted Team,ou=Groups,{base_dn}"
+    assert ldap.add(f"uid=ada,{people}", ["inetOrgPerson", "scimResource"],
+                    {"uid": "ada", "cn": "Ada", "sn": "Lovelace"})
+    assert ldap.add(group_dn, ["groupOfNames", "scimResource"], {"cn": "Drifted Team",
+                    "member": [f"uid=ada,{people}", f"uid=ghost,{people}"]})
+    page = Page(driver, root)
+    page.open("/admin/check")
+    page.type("#username", ADMIN_LOGIN)
+    page.type("#password", ADMIN_PASSWORD)
+    page.click("#sign-in")
+    assert page.heading() == "Directory check"
+    page.click("#run-directory-check")
+    assert "drift found" in page.find("#check-verdict").text
+    assert "dangling-member" in page.find("#check-findings").text
+    page.shot("09-directory-check")
+    button = page.find("#run-directory-repair")
+    old = driver.find_element(page.by.TAG_NAME, "html")
+    button.click()
+    driver.switch_to.alert.accept()  # the confirmation
+    page.wait.until(page.ec.staleness_of(old))
+    assert "removed 1 dangling member value(s)" in page.find("#check-fixes").text
+    page.shot("10-directory-check-repaired")
+    ldap.search(group_dn, "(objectClass=*)", "BASE", attributes=["member"])
+    assert [str(v) for v in ldap.response[0]["attributes"]["member"]] == [f"uid=ada,{people}"]
