@@ -312,13 +312,15 @@ def main() -> int:
                         help="largest size that also times the batched fallback GET")
     parser.add_argument("--workers", type=int, default=2, help="seeding processes (ldap3)")
     parser.add_argument("--nosync", action="store_true", help="olcDbNoSync (no fsync)")
+    parser.add_argument("--multival", help='olcDbMultival to compare with, e.g. "member 100,20" '
+                        "(the private slapd's config before issue 15); default: shipped, none")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
     results = []
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            slapd = start_slapd(Path(tmp) / "slapd", nosync=args.nosync)
+            slapd = start_slapd(Path(tmp) / "slapd", nosync=args.nosync, multival=args.multival)
             try:
                 seeded = seed(slapd.env, n, args.runs, args.workers)
                 print(f"{n:,} members: seeded in {seeded['users_s']} s ({seeded['loader']}), "
@@ -330,7 +332,8 @@ def main() -> int:
                 slapd.stop()
     print(table(results))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"nosync": args.nosync, "runs": args.runs,
+    args.out.write_text(json.dumps({"nosync": args.nosync, "multival": args.multival,
+                                    "runs": args.runs,
                                     "results": results}, indent=2) + "\n")
     print(f"\nwritten to {args.out}", file=sys.stderr)
     return 0

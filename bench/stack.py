@@ -16,9 +16,18 @@ sys.path.insert(0, str(ROOT))
 from tests.slapd_instance import SlapdInstance, free_port  # noqa: E402
 
 
-def start_slapd(folder: Path, nosync: bool) -> SlapdInstance:
+def start_slapd(folder: Path, nosync: bool, multival: str | None = None) -> SlapdInstance:
+    """A private slapd; ``multival`` (e.g. "member 100,20", the config before issue 15) sets
+    olcDbMultival offline before slapd serves, to compare against the shipped config."""
     instance = SlapdInstance()
     instance.start(folder, nosync=nosync)
+    if multival:
+        instance.stop()
+        ldif = ("dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\n"
+                f"replace: olcDbMultival\nolcDbMultival: {multival}\n-\n")
+        subprocess.run(["/usr/sbin/slapmodify", "-n0", "-F", str(folder / "slapd.d"), "-l",
+                        "/dev/stdin"], input=ldif, text=True, check=True, capture_output=True)
+        instance.start(folder, nosync=nosync)
     return instance
 
 

@@ -8,7 +8,10 @@
 #      more than 100 members, slapd dies (segfault/abort in back_mdb or libc).
 #
 #   bench/slapd_crash/minimal.sh [--members 150] [--multival H,L | --no-multival]
-#                                [--forms nfd|case] [--no-permissive]
+#                                [--forms nfd|nfc|case] [--no-permissive]
+#
+# --forms nfc stores the decomposed spelling and adds the composed one (shorter): slapd
+# survives, but the group then reads back with one value more than it has members.
 #
 # It runs a private slapd made by scripts/slapd (shipped config, then the chosen
 # olcDbMultival applied offline) on a free loopback port and removes it afterwards.
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
         --no-multival) MULTIVAL=""; shift ;;
         --forms) FORMS=$2; shift 2 ;;
         --no-permissive) PERMISSIVE=(); shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n "2,20p" "$0"; exit 0 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -53,6 +56,7 @@ LDAP=(-x -H "$LDAP_URL" -D "$LDAP_BIND_DN" -y "$PW")
 
 case "$FORMS" in
     nfd) STORED=$(printf 'Jos\xc3\xa9'); ADDED=$(printf 'Jose\xcc\x81') ;;  # 5 vs 6 bytes
+    nfc) STORED=$(printf 'Jose\xcc\x81'); ADDED=$(printf 'Jos\xc3\xa9') ;;  # stored NFD
     case) STORED=jose; ADDED=JOSE ;;                                         # same length
     *) echo "unknown --forms $FORMS" >&2; exit 2 ;;
 esac
