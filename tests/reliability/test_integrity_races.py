@@ -1,5 +1,7 @@
-"""The races of issue 15, each as Entra sends them (parallel requests on different
-objects), through gunicorn with several workers on the session slapd, with no fault:
+"""Races of issue 15 that tests/reliability/test_reference_races.py does not play: a
+member removal racing the member's rename, and a user PATCH that does not touch the
+manager racing the manager's rename or delete. Each as Entra sends them (parallel
+requests on different objects), through gunicorn with several workers, with no fault:
 every answer as for a sequential run, and afterwards no ``member``/``manager`` value naming
 a missing entry and exactly the memberships and managers the acknowledged requests
 imply — read back from LDAP (each value resolved by slapd) and through SCIM.
@@ -58,10 +60,6 @@ class Run:
     def rename(self, uid: str, name: str) -> Callable[[], Reply]:
         return lambda: self.entra.send("PATCH", f"/Users/{uid}", bodies.patch(
             {"op": "Replace", "path": "userName", "value": name}))[0]
-
-    def rename_group(self, gid: str, name: str) -> Callable[[], Reply]:
-        return lambda: self.entra.send("PATCH", f"/Groups/{gid}", bodies.patch(
-            {"op": "Replace", "path": "displayName", "value": name}))[0]
 
     def members(self, gid: str, op: str, uid: str) -> Callable[[], Reply]:
         return lambda: self.entra.send("PATCH", f"/Groups/{gid}", bodies.patch(
@@ -124,54 +122,6 @@ def test_member_removals_racing_the_members_renames_are_not_lost(server, ldap, b
     run.verify(ldap, base_dn, answers)
 
 
-def test_member_adds_racing_the_members_renames_are_kept(server, ldap, base_dn):
-    """The issue's race: a rename racing 4 parallel member adds of that user."""
-    run, answers = Run(server), []
-    for t in range(ROUNDS):
-        victims = [run.user(f"a{t}-{i}@x.org") for i in range(VICTIMS)]
-        groups = [run.group(f"A{t}-{g}", [run.user(f"ao{t}-{g}@x.org")]) for g in range(4)]
-        jobs, expected = [], []
-        for i, uid in enumerate(victims):
-            jobs.append(run.rename(uid, _new_name(t, i)))
-            jobs += [run.members(g, "Add", uid) for g in groups]
-            expected += [(uid, None)] + [(uid, g) for g in groups]
-        for (uid, gid), reply in zip(expected, together(jobs), strict=True):
-            if gid is None:
-                if _expect(answers, f"rename {uid}", reply, 200):
-                    i = victims.index(uid)
-                    run.want.users[uid]["userName"] = _new_name(t, i)
-            elif _expect(answers, f"add {uid}", reply, 204):
-                run.want.members[gid].add(uid)
-    run.verify(ldap, base_dn, answers)
-
-
-def test_deletes_racing_member_adds_and_manager_sets_leave_no_trace(server, ldap, base_dn):
-    """A user deleted while it is added to 3 groups and made another user's manager:
-    afterwards no reference to it, and its userName created again starts with none."""
-    run, answers = Run(server), []
-    names = {}
-    for t in range(ROUNDS):
-        victims = [run.user(f"d{t}-{i}@x.org") for i in range(VICTIMS)]
-        staff = [run.user(f"ds{t}-{i}@x.org") for i in range(VICTIMS)]
-        groups = [run.group(f"D{t}-{g}", [run.user(f"do{t}-{g}@x.org")]) for g in range(3)]
-        jobs = []
-        for uid, other in zip(victims, staff, strict=True):
-            names[uid] = run.want.users[uid]["userName"]
-            jobs += [run.delete(uid), run.manager(other, uid),
-                     *(run.members(g, "Add", uid) for g in groups)]
-        replies = together(jobs)
-        for i, uid in enumerate(victims):
-            gone, managed, *adds = replies[i * 5:(i + 1) * 5]
-            _expect(answers, f"delete {uid}", gone, 204)
-            _expect(answers, f"manager → {uid}", managed, 200, 400)
-            for reply in adds:
-                _expect(answers, f"add {uid}", reply, 204, 400, 404)
-            run.deleted(uid)
-    for name in names.values():
-        run.user(name)  # the same userName again: no memberships, nobody's manager
-    run.verify(ldap, base_dn, answers)
-
-
 @pytest.mark.parametrize("fate", ["rename", "delete"])
 def test_user_patches_racing_their_managers_rename_or_delete(server, ldap, base_dn, fate):
     """A displayName PATCH and a manager set, each racing the rename or delete of the
@@ -201,32 +151,4 @@ def test_user_patches_racing_their_managers_rename_or_delete(server, ldap, base_
                 run.deleted(boss)
             if _expect(answers, f"displayName of {uid}", shown, 200):
                 run.want.users[uid]["displayName"] = f"Staff {t}-{i}"
-    run.verify(ldap, base_dn, answers)
-
-
-@pytest.mark.parametrize("fate", ["rename", "delete"])
-def test_users_renamed_or_deleted_while_their_group_is_renamed(server, ldap, base_dn, fate):
-    """A group renamed (case-only or anew) while its members are renamed or deleted,
-    and a nested group in it renamed too."""
-    run, answers = Run(server), []
-    for t in range(ROUNDS):
-        victims = [run.user(f"g{t}-{i}@x.org") for i in range(VICTIMS)]
-        inner = run.group(f"Inner {t}", [run.user(f"gi{t}@x.org")])
-        gid = run.group(f"Outer {t}", [*victims, inner])
-        outer_name = f"OUTER {t}" if t % 2 else f"Äußere {t}"
-        jobs = [run.rename_group(gid, outer_name), run.rename_group(inner, f"inner {t}")]
-        for i, uid in enumerate(victims):
-            jobs.append(run.rename(uid, _new_name(t, i)) if fate == "rename"
-                        else run.delete(uid))
-        replies = together(jobs)
-        if _expect(answers, f"rename {gid}", replies[0], 200, 204):
-            run.want.groups[gid] = outer_name
-        if _expect(answers, f"rename {inner}", replies[1], 200, 204):
-            run.want.groups[inner] = f"inner {t}"
-        for i, (uid, reply) in enumerate(zip(victims, replies[2:], strict=True)):
-            if fate == "rename":
-                if _expect(answers, f"rename {uid}", reply, 200):
-                    run.want.users[uid]["userName"] = _new_name(t, i)
-            elif _expect(answers, f"delete {uid}", reply, 204):
-                run.deleted(uid)
     run.verify(ldap, base_dn, answers)
