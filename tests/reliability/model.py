@@ -25,6 +25,7 @@ did not receive: the repeat must be harmless (POST → 409, then found by a filt
 
 from __future__ import annotations
 
+import hashlib
 import random
 import unicodedata
 from dataclasses import dataclass, field
@@ -98,14 +99,18 @@ class World:
 
 
 def plan(world: World, rng: random.Random, scale: float = 1.0) -> list[Op]:
-    """One cycle's requests (see the module docstring for what may race what)."""
+    """One cycle's requests (see the module docstring for what may race what).
+
+    Only list and dict order (creation order) feeds ``rng``, never the order of ids
+    (entryUUIDs differ from run to run), so a seed plans the same cycles every time."""
     ops: list[Op] = []
     users = list(world.users)
     rng.shuffle(users)
     n = len(users)
-    doomed_users = set(users[: max(0, int(n * 0.08 * scale))])
-    rest = users[len(doomed_users):]
-    for u in doomed_users:
+    doomed_list = users[: max(0, int(n * 0.08 * scale))]
+    doomed_users = set(doomed_list)
+    rest = users[len(doomed_list):]
+    for u in doomed_list:
         ops.append(Op("delete_user", u))
     own = iter(rest)
     for u in [next(own) for _ in range(min(len(rest), int(n * 0.25 * scale)))]:
@@ -128,7 +133,7 @@ def plan(world: World, rng: random.Random, scale: float = 1.0) -> list[Op]:
                                  "title": rng.choice(["Dev", "Ops", "Chef", "Señor"])}))
         else:
             ops.append(Op("active", u, value=not world.users[u].get("active", True)))
-    live = [x for x in users if x not in doomed_users] + list(doomed_users)
+    live = [x for x in users if x not in doomed_users] + doomed_list
     for u in [next(own, None) for _ in range(int(n * 0.12 * scale))]:
         if u is None:
             break
@@ -151,6 +156,21 @@ def plan(world: World, rng: random.Random, scale: float = 1.0) -> list[Op]:
         op.twice = rng.random() < 0.1
     rng.shuffle(ops)
     return ops
+
+
+def fingerprint(world: World, ops: list[Op]) -> str:
+    """A short digest of a plan with ids replaced by creation order: equal for the
+    same seed on every run (shown per cycle, so a replay can be seen to be one)."""
+    order = {x: i for i, x in enumerate([*world.users, *world.groups])}
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, list):
+            return [order.get(x, x) for x in v]
+        return order.get(v, v) if isinstance(v, str) else v
+
+    text = repr([(op.kind, norm(op.target), op.name, op.how, norm(op.value), op.twice)
+                 for op in ops])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _group_ops(world: World, rng: random.Random, scale: float,
@@ -179,7 +199,8 @@ def _group_ops(world: World, rng: random.Random, scale: float,
             [c for c in children if c not in members]
         rng.shuffle(candidates)
         adds = candidates[: rng.randint(0, max(1, int(4 * scale)))]
-        removes = rng.sample(sorted(members), min(len(members), rng.randint(0, int(3 * scale))))
+        current = [m for m in [*world.users, *world.groups] if m in members]  # plan order
+        removes = rng.sample(current, min(len(current), rng.randint(0, int(3 * scale))))
         if rng.random() < 0.1:  # removing a non-member: a no-op (retry safety)
             removes += [u for u in candidates[len(adds):len(adds) + 1]]
         for kind, chosen in (("add", adds), ("remove", removes)):

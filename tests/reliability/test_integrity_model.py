@@ -32,7 +32,7 @@ from tests.reliability.integrity import (
     scim_problems,
     server_errors,
 )
-from tests.reliability.model import Op, World, apply, plan, send
+from tests.reliability.model import Op, World, apply, fingerprint, plan, send
 from tests.reliability.support import Gunicorn
 
 WORKERS = 3
@@ -112,6 +112,7 @@ def play(server: Gunicorn, ldap, base_dn: str, seed: int, env: dict[str, str]) -
     _, seen = server_errors(server.log)
     for cycle in range(1, CYCLES + 1):
         ops = plan(world, rng, SCALE)
+        digest = fingerprint(world, ops)
         before = len(entra.failures)
         run_parallel(entra, ops)
         problems = [op.problem for op in ops if op.problem]
@@ -122,10 +123,10 @@ def play(server: Gunicorn, ldap, base_dn: str, seed: int, env: dict[str, str]) -
         apply(world, ops)
         want = world.expected()
         problems += ldap_problems(ldap, base_dn, want)
-        sample = rng.sample(sorted(want.users), min(6, len(want.users)))
+        sample = rng.sample(list(want.users), min(6, len(want.users)))  # creation order
         problems += scim_problems(entra, want, sample)
         kinds = Counter(op.kind for op in ops)
-        print(f"seed {seed} cycle {cycle}: {len(ops)} requests {dict(kinds)}, "
+        print(f"seed {seed} cycle {cycle} (plan {digest}): {len(ops)} requests {dict(kinds)}, "
               f"{len(entra.failures) - before} retried attempts, {len(problems)} problems")
         if problems:
             return [f"seed {seed} (replay: SCIM_MODEL_SEED={seed}), cycle {cycle} of "
