@@ -99,8 +99,9 @@ def move(repo: Repository, uuid: str, old_dn: str, new_dn: str) -> str:
         for holder, attr, value in found:
             respell(repo, holder.dn, attr, value, current)
         now = repo.resolve_dns([current], []).get(current)
-        if now is not None and now.uuid.lower() == uuid.lower():
+        if now is not None and now.uuid.lower() == uuid.lower() and now.dn == current:
             continue  # confirm: a concurrent write may have come after the search
+        # renamed again meanwhile (perhaps to a name the server holds equal)
         moved = repo.resolve_ids([uuid]).get(uuid.lower())
         if moved is None:  # deleted meanwhile: no value may name it
             forget(repo, [*names, current])
@@ -165,26 +166,33 @@ def settle(repo: Repository, holder_uuid: str, holder_dn: str, attr: str,
             break
         named = repo.resolve_dns(list(pending), [])
         stale: dict[str, str] = {}
+        respelled: dict[str, str] = {}
         for value, uuid in pending.items():
             entry = named.get(value)
             if entry is not None and entry.uuid.lower() == uuid.lower():
-                if entry.dn != value:
-                    respell(repo, holder, attr, value, entry.dn)
                 final[uuid] = entry.dn
+                if entry.dn != value:  # renamed to an equal name: spell it anew, check
+                    respell(repo, holder, attr, value, entry.dn)
+                    respelled[entry.dn] = uuid
             else:
                 stale[value] = uuid
         if not stale:
-            break
+            pending = respelled
+            continue
         moved = repo.resolve_ids(list(stale.values()))
-        pending = {moved[u.lower()].dn: u for u in stale.values() if u.lower() in moved}
+        added = {moved[u.lower()].dn: u for u in stale.values() if u.lower() in moved}
+        for u in stale.values():
+            final.pop(u, None)
+        final.update((u, dn) for dn, u in added.items())
         try:
-            _replace(repo, holder, attr, list(stale), list(pending))
+            _replace(repo, holder, attr, list(stale), list(added))
         except NoSuchEntry:  # the holder was renamed meanwhile (or deleted)
             again = repo.resolve_ids([holder_uuid]).get(holder_uuid.lower())
             if again is None:
                 return final
             holder = again.dn
-            _replace(repo, holder, attr, list(stale), list(pending))
+            _replace(repo, holder, attr, list(stale), list(added))
+        pending = {**added, **respelled}
     return final
 
 

@@ -207,15 +207,19 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
         raise _taken(new)
     # record the old DN first: a crash after the modDN leaves it for the next write to
     # finish (references.finish); then rename, move the parents' values, drop the record
-    marked = ctx.repo.modify(entry.dn, references.mark(entry), csn=entry.csn)
     try:
-        dn, meta = ctx.repo.rename(entry.dn, rdn.ldap, new,
-                                   csn=str(marked.get("entrycsn", [entry.csn])[0]))
-    except (de.EntryExists, de.AssertionFailed) as exc:
+        ctx.repo.modify(entry.dn, references.mark(entry), csn=entry.csn)
+    except de.NoSuchEntry:  # renamed or deleted since it was read: read it again
+        raise de.AssertionFailed("the group was renamed or deleted meanwhile") from None
+    try:
+        # not pinned to a version: the modify before was, and a modDN changes nothing
+        # another writer could have written meanwhile (a member add must not make it fail)
+        dn, meta = ctx.repo.rename(entry.dn, rdn.ldap, new)
+    except (de.EntryExists, de.AssertionFailed, de.NoSuchEntry) as exc:
         references.unmark(ctx.repo, entry.dn, [entry.dn])
         if isinstance(exc, de.EntryExists):
             raise _taken(new) from None
-        raise
+        raise de.AssertionFailed("the group changed while it was renamed") from None
     dn = references.move(ctx.repo, entry.uuid, entry.dn, dn)  # parent groups, now
     meta.update(references.unmark(ctx.repo, dn, [entry.dn]))
     return dn, str(meta.get("entrycsn", [entry.csn])[0]), old

@@ -142,3 +142,40 @@ def test_a_manager_python_folds_together_is_changed(scim, ldap, base_dn):
             {"op": "Replace", "path": f"{entra.ENTERPRISE}:manager", "value": boss}))
         assert r.status_code == 200 and r.json[entra.ENTERPRISE]["manager"]["value"] == boss
         assert integrity.manager(ldap, base_dn, report) == [boss]
+
+
+def test_a_rename_answers_the_version_it_left(scim, ldap, base_dn):
+    """The rename's last write (dropping the record of the old DN) is the version the
+    answer carries, so an If-Match with it succeeds."""
+    uid = user(scim, "versioned@example.org")
+    r = scim.patch(f"/Users/{uid}", entra.patch(
+        {"op": "Replace", "path": "userName", "value": "Versioned@Example.org"}))
+    assert r.status_code == 200
+    assert scim.get(f"/Users/{uid}").json["meta"]["version"] == r.json["meta"]["version"]
+    again = scim.patch(f"/Users/{uid}", entra.patch(
+        {"op": "Replace", "path": "title", "value": "t"}),
+        headers={"If-Match": r.json["meta"]["version"]})
+    assert again.status_code == 200
+    ldap.search(f"ou=People,{base_dn}", "(scimRenamedFrom=*)", attributes=["1.1"])
+    assert ldap.response == []  # no record left behind
+
+
+def test_what_a_rename_costs(scim, monkeypatch):
+    """A user in three groups and manager of one: the rename's LDAP operations."""
+    from tests.contract.groups_support import count_operations
+
+    uid = user(scim, "costly@example.org")
+    for g in range(3):
+        make_group(scim, f"C{g}", [uid])
+    report = user(scim, "rep@example.org")
+    scim.patch(f"/Users/{report}", entra.patch(
+        {"op": "Add", "path": f"{entra.ENTERPRISE}:manager", "value": uid}))
+    counts = count_operations(monkeypatch)
+    rename_user(scim, uid, "cheap@example.org")
+    # find, uniqueness; record + modDN; search referrers; drop the record; the answer's
+    # groups (one search per level). When refint has not rewritten a value before the
+    # search (it usually has, within the modDN), that value costs a rewrite, and the
+    # round a read-back and a confirming search.
+    assert counts["modify_dn"] == 1 and set(counts) == {"search", "modify", "modify_dn"}
+    assert 2 <= counts["modify"] <= 2 + 4, counts
+    assert counts["search"] in (5, 7), counts

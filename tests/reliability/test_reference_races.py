@@ -16,7 +16,15 @@ import pytest
 
 from tests import entra, integrity
 from tests.reliability.conftest import StartGunicorn
-from tests.reliability.support import Gunicorn, Reply, call, scim_path, seed_group, seed_user
+from tests.reliability.support import (
+    Gunicorn,
+    Reply,
+    call,
+    is_retryable,
+    scim_path,
+    seed_group,
+    seed_user,
+)
 from tests.reliability.test_races import together
 
 WORKERS = 3
@@ -162,3 +170,65 @@ def test_user_patch_racing_a_rename_of_its_manager_keeps_the_manager(server, lda
 
     for t in range(TRIALS):
         trial(t)
+
+
+def test_a_burst_of_renames_and_member_adds_leaves_every_add_and_nothing_dangling(
+        server, ldap, base_dn):
+    """For a few seconds: renames of users and groups (new names, case-only and NFD/NFC
+    ones) on some threads, member adds of those users and groups on others."""
+    import random
+    import threading
+    import time
+
+    people = [seed_user(server, f"burst{i}@x.org") for i in range(6)]
+    inner = [seed_group(server, f"Inner{i}") for i in range(2)]
+    outer = [seed_group(server, f"Outer{i}") for i in range(3)]
+    added: set[tuple[str, str]] = set()
+    retried: list[int] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + 6
+    failures: list[Any] = []
+
+    def renamer(seed: int) -> None:
+        rng = random.Random(seed)
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            if rng.random() < 0.7:
+                i = rng.randrange(len(people))
+                name = rng.choice([f"burst{i}@x.org", f"BURST{i}@X.ORG",
+                                   f"Bu\u0308rst{i}-{seed}-{n}@x.org"])
+                reply = patch_user(server, people[i], "userName", name)
+            else:
+                i = rng.randrange(len(inner))
+                reply = rename_group(server, inner[i], rng.choice(
+                    [f"Inner{i}", f"INNER{i}", f"In{i}-{seed}-{n}"]))
+            if reply.status not in (200, 204, 409) and not is_retryable(reply):
+                failures.append((reply.status, reply.body))
+
+    def adder(seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < deadline:
+            holder = rng.choice([*inner, *outer])
+            member = rng.choice([*people, *(inner if holder in outer else [])])
+            reply = add_member(server, holder, member)
+            if reply.status == 204:
+                with lock:
+                    added.add((holder, member))
+            elif is_retryable(reply):  # a 503 with Retry-After: Entra sends it again
+                retried.append(1)
+            else:
+                failures.append((reply.status, reply.body))
+
+    threads = [threading.Thread(target=renamer, args=(i,)) for i in range(2)]
+    threads += [threading.Thread(target=adder, args=(10 + i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    print(f"burst: {len(added)} distinct adds acknowledged, {len(retried)} answered 503")
+    assert len(added) > len(retried)
+    clean(ldap, base_dn)
+    for holder, member in sorted(added):
+        assert member in integrity.members(ldap, base_dn, holder), (holder, member)
