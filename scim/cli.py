@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 from flask import current_app
@@ -248,6 +249,15 @@ def _print_report(report: check.Report) -> None:
         click.echo(f"  {report.repairable} repairable: run again with --repair")
 
 
+def _keeping(store_it: Any, *args: Any) -> None:
+    """Keep the result for the dashboard; a directory that refuses (no write access to
+    ou=Service) costs the dashboard its view, not the check."""
+    try:
+        store_it(*args)
+    except DirectoryError as exc:
+        click.echo(f"warning: the result is not kept for the dashboard: {exc}", err=True)
+
+
 @directory_cli.command("check")
 @click.option("--tenant", "tenant_name", help="The tenant to check (default: 'default').")
 @click.option("--all", "every", is_flag=True, help="Check every tenant.")
@@ -274,15 +284,16 @@ def directory_check(tenant_name: str | None, every: bool, repair: bool,
         with ext.pool.connection() as conn:
             for tenant in _tenants(ext.authenticator.store(conn), tenant_name, every):
                 repo = Repository(conn, tenant)
-                check.mark_running(repo, root, tenant.name, check.CLI_ACTOR, repair)
+                _keeping(check.mark_running, repo, root, tenant.name, check.CLI_ACTOR, repair)
                 try:
                     report = check.run(repo, ext.mapping, repair=repair,
                                        ppolicy_lock=ext.options.ppolicy_lock, audit=audit,
                                        ignore=frozenset(ignore))
                 except DirectoryError as exc:
-                    check.keep_failure(repo, root, tenant.name, check.CLI_ACTOR, str(exc))
+                    _keeping(check.keep_failure, repo, root, tenant.name, check.CLI_ACTOR,
+                             str(exc))
                     raise
-                check.keep(repo, root, report)
+                _keeping(check.keep, repo, root, report)
                 reports.append(report)
     except (DirectoryError, click.ClickException) as exc:
         message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)

@@ -413,3 +413,38 @@ def test_all_checks_every_tenant_and_another_tenant_is_outside(scim, ldap, base_
         assert check(checked_app, "--tenant", "contoso")[0] == 0
     finally:
         wipe_registry(ldap, base_dn)
+
+
+def test_an_unreachable_directory_exits_2(slapd):
+    from tests.slapd_instance import free_port
+
+    app = create_app(load_settings({**slapd.env, "LDAP_URL": f"ldap://127.0.0.1:{free_port()}",
+                                    "LDAP_CONNECT_TIMEOUT": "0.5"}))
+    try:
+        code, out = check(app)
+    finally:
+        app.extensions["scim_bridge"].pool.close()
+    assert code == 2, out
+    assert "error: directory" in out
+
+
+def test_dangling_values_are_found_exactly_across_batches(ldap, base_dn, checked_app):
+    """450 values, 7 naming no entry, spread over three batches of 200: the server's
+    answers (counts, then halves) find exactly those 7, however they are spelt."""
+    people = f"ou=People,{base_dn}"
+    real = [f"uid=m{i:03d},{people}" for i in range(443)]
+    for dn in real:
+        name = dn.split(",")[0].removeprefix("uid=")
+        add(ldap, dn, USER_CLASSES, {"uid": name, "cn": name, "sn": name})
+    ghosts = [f"uid=ghost{i},{people}" for i in range(7)]
+    values = real[:100] + ghosts[:3] + [d.upper() for d in real[100:300]] + ghosts[3:] + \
+        real[300:]
+    dn = f"cn=big,ou=Groups,{base_dn}"
+    add(ldap, dn, GROUP_CLASSES, {"cn": "big", "member": values})
+    code, out = check(checked_app, "--json")
+    assert code == 1, out
+    finding = next(f for f in json.loads(out)["tenants"][0]["findings"]
+                   if f["kind"] == "dangling-member")
+    assert finding["count"] == 7
+    assert sorted(finding["values"]) == sorted(ghosts)
+    assert json.loads(out)["tenants"][0]["scanned"]["member_values"] == 450
