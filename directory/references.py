@@ -137,12 +137,24 @@ def unfinished(entry: Entry) -> list[str]:
     return [str(v) for v in entry.values(MARK)]
 
 
+def unclaimed(repo: Repository, entry: Entry) -> list[str]:
+    """The entry's recorded former DNs that name no other entry now: their values are
+    the entry's. One taken meanwhile by a new entry of that name is left alone (its
+    values cannot be told apart; the drift check reports them)."""
+    former = unfinished(entry)
+    if not former:
+        return []
+    named = repo.resolve_dns(former, [])
+    return [d for d in former
+            if d not in named or named[d].uuid.lower() == entry.uuid.lower()]
+
+
 def finish(repo: Repository, entry: Entry) -> None:
     """Finish the renames a crash cut short: move the references of every recorded
-    former DN to the entry's DN, then drop the record."""
+    former DN (that no other entry took since) to the entry's DN, then drop the record."""
     former = unfinished(entry)
     current = entry.dn
-    for old in former:
+    for old in unclaimed(repo, entry):
         current = move(repo, entry.uuid, old, current)
     unmark(repo, current, former)
 

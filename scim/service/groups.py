@@ -330,7 +330,7 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
     with directory_errors(ctx.options.retry_after):
         entry = find(ctx, scim_id)
         check_if_match(if_match, entry)
-        names = [entry.dn, *references.unfinished(entry)]
+        names = [entry.dn, *references.unclaimed(ctx.repo, entry)]
         references.forget(ctx.repo, names, rounds=1)
         try:
             ctx.repo.delete(entry.dn)

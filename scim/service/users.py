@@ -475,7 +475,7 @@ def delete(ctx: Context, scim_id: str, if_match: str | None = None) -> None:
         entry = find(ctx, scim_id)
         check_if_match(if_match, entry)
         attrs = [r.ldap for r in ctx.mapping.user.references]
-        names = [entry.dn, *references.unfinished(entry)]
+        names = [entry.dn, *references.unclaimed(ctx.repo, entry)]
         references.forget(ctx.repo, names, attrs, rounds=1)
         try:
             ctx.repo.delete(entry.dn)
