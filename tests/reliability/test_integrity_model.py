@@ -1,8 +1,9 @@
 """A seeded, randomised, model-based test: Entra cycles of parallel requests through
-gunicorn (several worker processes) on the session slapd, compared after every cycle with
-what the acknowledged requests imply — through SCIM (``GET /Users``, ``GET /Groups``,
-filtered lists) and in the raw LDAP tree (every ``member``/``manager`` value resolved by
-slapd to the entryUUID it must name, exact member sets, the placeholder only alone).
+gunicorn (the module's, 3 worker processes) on the session slapd, compared after every
+cycle with what the acknowledged requests imply — through SCIM (``GET /Users``,
+``GET /Groups``, filtered lists) and in the raw LDAP tree (every ``member``/``manager``
+value resolved by slapd to the entryUUID it must name, exact member sets, the
+placeholder only alone). After the last cycle ``directory check`` must find no drift.
 
 What one cycle may contain and why its outcome is determined: tests/reliability/model.py.
 
@@ -10,10 +11,10 @@ Replaying a failure: the failing seed is in the assertion message (and printed);
 ``SCIM_MODEL_SEED=<seed> .venv/bin/pytest tests/reliability/test_integrity_model.py``
 runs that seed alone. The default run is short (``SCIM_MODEL_SEEDS`` seeds — default 3 —
 of ``SCIM_MODEL_CYCLES`` cycles — default 5); a longer run, e.g.
-``SCIM_MODEL_SEEDS=20 SCIM_MODEL_CYCLES=15 SCIM_MODEL_SCALE=2``. ``SCIM_MODEL_USERS``
-sets the initial number of users (default 16). The plan of a seed is deterministic; the
-interleaving of its parallel requests is not, so a race-dependent defect may need a few
-replays of the seed (``SCIM_MODEL_REPEAT``) to show again.
+``SCIM_MODEL_SEEDS=20 SCIM_MODEL_CYCLES=15 SCIM_MODEL_SCALE=2 SCIM_MODEL_USERS=40``
+(``SCIM_MODEL_USERS``: initial users, default 16). A seed plans the same cycles on every
+run (each cycle prints its plan's digest); the interleaving of its parallel requests is
+not fixed, so a race-dependent defect may need a few replays (``SCIM_MODEL_REPEAT=<n>``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from tests.reliability.integrity import (
 from tests.reliability.model import Op, World, apply, fingerprint, plan, send
 from tests.reliability.support import Gunicorn
 
-WORKERS = 3
 CLIENTS = 6  # parallel client threads, as Entra's parallel provisioning workers
 GROUPS = 5
 
