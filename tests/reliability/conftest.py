@@ -43,6 +43,17 @@ def own_ldap(own_slapd: SlapdInstance) -> Iterator[Connection]:
     conn.unbind()
 
 
+@pytest.fixture(scope="module")
+def shared_gunicorn(slapd: SlapdInstance, tmp_path_factory: pytest.TempPathFactory,
+                    ) -> Iterator[Gunicorn]:
+    """One gunicorn (3 workers, 4 threads each) on the session slapd for a whole module:
+    its tests wipe the tree (``ldap``) but need no fresh server."""
+    server = Gunicorn({**slapd.env, "LDAP_TIMEOUT": "10"},
+                      tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", workers=3, threads=4)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[StartGunicorn]:
     started: list[Gunicorn] = []
