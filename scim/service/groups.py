@@ -208,7 +208,8 @@ def _rename_if_needed(ctx: Context, entry: Entry, resource: dict) -> tuple[str, 
     # record the old DN first: a crash after the modDN leaves it for the next write to
     # finish (references.finish); then rename, move the parents' values, drop the record
     try:
-        ctx.repo.modify(entry.dn, references.mark(entry), csn=entry.csn)
+        # permissive: a rename still in progress may have recorded an equal DN already
+        ctx.repo.modify(entry.dn, references.mark(entry), csn=entry.csn, permissive=True)
     except de.NoSuchEntry:  # renamed or deleted since it was read: read it again
         raise de.AssertionFailed("the group was renamed or deleted meanwhile") from None
     try:
@@ -265,6 +266,10 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
             raise de.AssertionFailed("the group was renamed or deleted meanwhile") from None
         raise
     version = str((meta.get("entrycsn") or [csn])[0])
+    if replacement is None and plan.remove and _follow_removals(
+            ctx, entry.uuid, dn, list(plan.remove.values()), remove_dns):
+        now = ctx.repo.find_by_id("Group", entry.uuid, ["entryCSN"])
+        version = now.csn if now is not None else version
     if added:
         # the members may have been renamed or deleted since they were resolved
         written = {e.uuid: e.dn for e in added}
@@ -274,6 +279,41 @@ def _apply(ctx: Context, entry: Entry, resource: dict, plan: scim_patch.MemberPl
             now = ctx.repo.find_by_id("Group", entry.uuid, ["entryCSN"])
             version = now.csn if now is not None else version
     return version
+
+
+def _follow_removals(ctx: Context, group_uuid: str, dn: str, ids: list[str],
+                     removed: list[str]) -> bool:
+    """After removing members: remove them under the DN they have now, too.
+
+    A member renamed while its removal was under way may have escaped it: its value was
+    rewritten to the new DN before our delete of the old one (which then removed
+    nothing), or we resolved the new DN while the group still held the old one, which
+    the rename then rewrote. So the removed ids are looked up again, with the former DNs
+    a rename in progress has recorded (``scimRenamedFrom``, when no other entry took
+    them), and every such DN is removed too, until a lookup finds the same DNs as the
+    round before. A rename's rewrite asserts the old value is still there, so once
+    both the old and the new DN are gone nothing brings the member back. Normally one
+    lookup (the same DNs as removed) and no write. Returns whether it wrote.
+    """
+    before, wrote = sorted(set(removed)), False
+    for _ in range(references.ROUNDS):
+        found = ctx.repo.resolve_ids([i for i in ids if valid_id(i)],
+                                     attributes=[references.MARK])
+        dns = sorted({d for e in found.values()
+                      for d in [e.dn, *references.unclaimed(ctx.repo, e)]})
+        if dns == before or not dns:
+            return wrote
+        try:
+            ctx.repo.change_members(dn, [], dns)
+        except de.NoSuchEntry:  # the group itself was renamed meanwhile: follow it
+            group = ctx.repo.resolve_ids([group_uuid], kinds=("Group",)).get(
+                group_uuid.lower())
+            if group is None:
+                return wrote
+            dn = group.dn
+            ctx.repo.change_members(dn, [], dns)
+        wrote, before = True, dns
+    return wrote
 
 
 def _read(ctx: Context, scim_id: str, member_ids: list[str]) -> tuple[Entry, dict | None]:

@@ -190,10 +190,20 @@ def get(ctx: Context, scim_id: str, groups: bool = True) -> dict:
 # --- writing --------------------------------------------------------------------------
 
 
-def _desired(ctx: Context, resource: dict) -> tuple[dict[str, list[str]], dict[str, str]]:
+def _desired(ctx: Context, resource: dict, entry: Entry | None = None,
+             before: dict[str, str] | None = None
+             ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """LDAP values for a validated resource, with references resolved to DNs; and the
-    references asked for (LDAP attribute → the SCIM id it names)."""
+    references asked for (LDAP attribute → the SCIM id it names).
+
+    A reference that names the same id as when ``entry`` was read (``before``) is not
+    resolved again: it is not written (see :func:`_changes`), and its user may be being
+    deleted right now — a PATCH of the user's title must not fail on that."""
     attrs, refs = ctx.mapping.user.to_ldap(resource, ctx.options.password_scheme)
+    if entry is not None and before:
+        for ldap_attr in [a for a, i in refs.items() if i.lower() == before.get(a)]:
+            attrs[ldap_attr] = [str(v) for v in entry.values(ldap_attr)]
+            del refs[ldap_attr]
     if refs:
         found = ctx.repo.resolve_ids(refs.values(), kinds=("User",))
         for ldap_attr, ref_id in refs.items():
@@ -313,7 +323,7 @@ def _write(ctx: Context, entry: Entry, resource: dict, before: dict[str, str]
     (:func:`directory.references.move`), and a manager just set is checked to still
     name its user (:func:`directory.references.settle`).
     """
-    desired, ids = _desired(ctx, resource)
+    desired, ids = _desired(ctx, resource, entry, before)
     rdn = ctx.mapping.user.rdn
     new_name = resource["userName"]
     renamed = new_name != str(entry.first(rdn.ldap) or "")
@@ -334,7 +344,10 @@ def _write(ctx: Context, entry: Entry, resource: dict, before: dict[str, str]
                 entry.dn, changes, csn=entry.csn, dns=dns, children=children,
                 attributes=REFERENCE_ATTRIBUTES)
         elif written_changes:
-            meta = ctx.repo.modify(entry.dn, written_changes, csn=entry.csn)
+            # Permissive with a rename: the record of the old DN may be there already,
+            # spelled as another rename still in progress wrote it (equal for slapd)
+            meta = ctx.repo.modify(entry.dn, written_changes, csn=entry.csn,
+                                   permissive=renamed)
         else:
             meta = {}
     except de.NoSuchEntry:  # renamed or deleted since it was read: read it again
