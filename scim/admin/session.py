@@ -36,12 +36,15 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from directory import login as ldap_login
-from directory.errors import CONNECTION_ERRORS, DirectoryUnavailable
+from directory.errors import CONNECTION_ERRORS, DirectoryError, DirectoryUnavailable
 from scim.admin import bp, state
 
 log = logging.getLogger("scim.admin")
 #: Endpoints a signed-out visitor may reach.
 PUBLIC = {"admin.login", "admin.static"}
+#: Pages that read only the audit file (or say what is wrong): while the directory is
+#: down they open for a live session whose membership cannot be checked.
+DIRECTORY_OPTIONAL = {"admin.activity_page", "admin.activity_csv", "admin.connector"}
 
 
 def csrf_token() -> str:
@@ -109,7 +112,7 @@ def guard() -> ResponseReturnValue | None:
     if not isinstance(seen, (int, float)) or now - seen > admin.settings.ADMIN_IDLE_MINUTES * 60:
         session.clear()
         return redirect(url_for("admin.login", reason="idle"))
-    if not ldap_login.is_member(connection(), admin.settings.admin_group_dn, user["dn"]):
+    if not _still_member(admin, user["dn"]):
         log.warning("admin session of %s ended: no longer in %s", user["dn"],
                     admin.settings.admin_group_dn)
         session.clear()
@@ -117,6 +120,21 @@ def guard() -> ResponseReturnValue | None:
     session["seen"] = now
     g.admin_user = user
     return None
+
+
+def _still_member(admin: Any, dn: str) -> bool:
+    """Whether ``dn`` is still in the admin group; on a page of ``DIRECTORY_OPTIONAL``
+    a directory that cannot answer leaves the signed session trusted (noted in
+    ``g.membership_unchecked``), so the operator can see what is wrong."""
+    try:
+        return ldap_login.is_member(connection(), admin.settings.admin_group_dn, dn)
+    except DirectoryError as exc:
+        if request.endpoint not in DIRECTORY_OPTIONAL:
+            raise
+        g.membership_unchecked = True
+        g.directory_down = exc
+        g.admin_broken = True  # a connection that failed is not given back for reuse
+        return True
 
 
 _REASONS = {

@@ -474,21 +474,75 @@ def group_page(scim_id: str) -> ResponseReturnValue:
 # --- Activity ----------------------------------------------------------------------------
 
 
-@bp.get("/activity")
-def activity_page() -> ResponseReturnValue:
-    result = request.args.get("result", "all")
-    result = result if result in ("all", "failure", "success") else "all"
-    order = "failures" if request.args.get("order") == "failures" else "newest"
+def _now() -> datetime:
+    return datetime.fromtimestamp(state().clock(), UTC)
+
+
+def recent_records() -> list[activity.Record]:
+    """The newest ``READ_LIMIT`` records of the trail (none without a file)."""
     reader = state().audit
     if reader is None:
+        return []
+    return [activity.normalise(r) for r in reader(activity.READ_LIMIT, None)]
+
+
+def _activity_tenant() -> Tenant | None:
+    """The dashboard's tenant for the navigation, from ``?tenant=`` without the
+    directory (Activity must work while it is down)."""
+    name = request.args.get("tenant", "")
+    if not name or name == "*":
+        return None
+    return Tenant(name, "", "")
+
+
+@bp.get("/activity")
+def activity_page() -> ResponseReturnValue:
+    filters = activity.Filters.from_args(request.args)
+    reader = state().audit
+    tenant = _activity_tenant()
+    if reader is None:
         return render_template("admin/activity.html", active="activity", configured=False,
-                               result=result, order=order)
-    now = datetime.fromtimestamp(state().clock(), UTC)
-    day = [activity.normalise(r) for r in reader(activity.READ_LIMIT, None)]
-    rows = activity.table(reader, result, order)
-    return render_template("admin/activity.html", active="activity", configured=True,
-                           result=result, order=order, rows=rows,
-                           chart=activity.hourly_chart(day, now),
-                           summary=activity.summary(day, now),
-                           truncated=len(day) >= activity.READ_LIMIT,
-                           read_limit=activity.READ_LIMIT)
+                               filters=filters, tenant=tenant)
+    now = _now()
+    day = recent_records()
+    names = activity.known_names(day)
+    page = activity.table(reader, filters, _page(), now, names)
+    found = activity.cycles(day, now)
+    reasons, reasons_height = activity.failure_reasons(day, now)
+    return render_template(
+        "admin/activity.html", active="activity", configured=True, filters=filters,
+        tenant=tenant, page=page, rows=page.rows, chart=activity.hourly_chart(day, now),
+        summary=activity.summary(day, now), truncated=len(day) >= activity.READ_LIMIT,
+        read_limit=activity.READ_LIMIT, cycles=found[:activity.CYCLES_SHOWN],
+        cycle_chart=activity.cycle_chart(found), kinds=activity.KINDS,
+        kind_colours=activity.KIND_COLOURS, reasons=reasons, reasons_height=reasons_height,
+        contacts=activity.last_contacts(day, now),
+        auth_failure=activity.last_auth_failure(day),
+        tenants=sorted({r.tenant for r in day if r.tenant}),
+        ranges=list(activity.RANGES), resources=activity.RESOURCES,
+        operations=activity.OPERATIONS, unchecked=g.get("membership_unchecked", False),
+        activity_link=lambda **changes: url_for("admin.activity_page",
+                                                **filters.args(**changes)))
+
+
+@bp.get("/activity.csv")
+def activity_csv() -> ResponseReturnValue:
+    """The filtered records as CSV (at most ``EXPORT_LIMIT``), for a spreadsheet."""
+    reader = state().audit
+    if reader is None:
+        raise NotFound("The audit trail goes to standard output: set AUDIT_LOG to a file.")
+    filters = activity.Filters.from_args(request.args)
+    names = activity.known_names(recent_records())
+    body = activity.export_csv(reader, filters, _now(), names)
+    stamp = _now().strftime("%Y%m%d-%H%M%S")
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="scim-activity-{stamp}.csv"'})
+
+
+def history(scim_id: str, limit: int = 50) -> list[activity.Record] | None:
+    """The audit records of one resource, newest first (None without an audit file)."""
+    reader = state().audit
+    if reader is None:
+        return None
+    filters = activity.Filters(resource_id=scim_id)
+    return [activity.normalise(r) for r in reader(limit, None, where=filters.matches)]

@@ -523,13 +523,19 @@ def test_scim_changes_and_token_buttons_reach_the_activity_page(slapd, admins, t
         assert [(r["operation"], r["resource_id"], r["token"]) for r in tokens] == [
             ("create", key, f"admin:{ADMIN_LOGIN}"), ("revoke", key, f"admin:{ADMIN_LOGIN}")]
         assert secret.split("_", 2)[2] not in trail.read_text()
-        page = text(client.get("/admin/activity"))
+        page = activity_table(text(client.get("/admin/activity")))
         assert page.count('<tr class="row-bad">') == 1  # the 409
-        assert re.search(r'id="stat-total">4<', page)
-        failures = text(client.get("/admin/activity?result=failure"))
+        assert re.search(r'id="stat-total">4<', text(client.get("/admin/activity")))
+        failures = activity_table(text(client.get("/admin/activity?result=failure")))
         assert failures.count("<tr") == 2 and "409" in failures
     finally:
         app.extensions["scim_bridge"].pool.close()
+
+
+def activity_table(page: str) -> str:
+    """The Activity page's table of records (the page has other tables too)."""
+    start = page.index('id="activity"')
+    return page[start:page.index("</table>", start)]
 
 
 def test_activity_lists_operations_filters_failures_and_charts_the_day(app, signed_in):
@@ -545,21 +551,22 @@ def test_activity_lists_operations_filters_failures_and_charts_the_day(app, sign
                record(200, 500, "PATCH /Users"), record(60 * 30, 200)]
     calls: list[tuple[int, Any]] = []
 
-    def reader(limit: int, result: str | None) -> list[dict[str, Any]]:
+    def reader(limit: int, result: str | None, since: Any = None, *, until: Any = None,
+               where: Any = None, offset: int = 0) -> list[dict[str, Any]]:
         calls.append((limit, result))
         failed = result == "failure"
-        return [r for r in records if result is None or (r["status"] >= 400) == failed][:limit]
+        found = [r for r in records if (result is None or (r["status"] >= 400) == failed)
+                 and (where is None or where(r))]
+        return found[offset:offset + limit]
 
     app.extensions["scim_admin"].audit = reader
     page = text(signed_in.get("/admin/activity"))
     assert re.search(r'id="stat-total">4<', page) and re.search(r'id="stat-failures"[^>]*>2<',
                                                                  page)
-    assert page.count("<tr class=\"row-bad\">") == 2 and "PATCH /Users" in page
+    table = activity_table(page)
+    assert table.count("<tr class=\"row-bad\">") == 2 and "PATCH /Users" in table
     assert page.count("<rect") >= 24 + 2  # one slot per hour, and the bars
     assert "operations, 1 failed" in page
-    failures = text(signed_in.get("/admin/activity?result=failure"))
+    failures = activity_table(text(signed_in.get("/admin/activity?result=failure")))
     assert "id-5" in failures and "id-200" in failures and "id-1<" not in failures
-    ordered = text(signed_in.get("/admin/activity?order=failures"))
-    assert ordered.index("id-5") < ordered.index("id-1<") and \
-        ordered.index("id-200") < ordered.index("id-70")
     assert calls and calls[0][0] >= 200
