@@ -94,6 +94,13 @@ def text(response: Any) -> str:
     return response.get_data(as_text=True)
 
 
+def follow(client: FlaskClient, response: Any) -> Any:
+    """The page a form's redirect leads to (POST, redirect, GET: a reload resubmits
+    nothing)."""
+    assert response.status_code in (302, 303), response.status_code
+    return client.get(response.headers["Location"])
+
+
 # --- sign-in -----------------------------------------------------------------------------
 
 
@@ -281,8 +288,9 @@ def test_scim_tokens_do_not_open_the_dashboard(browser):
 
 
 def test_token_is_created_shown_once_and_works(app, signed_in):
-    created = post(signed_in, "/admin/connector/tokens", name="entra-prod", expires="90d")
-    assert created.status_code == 200
+    posted = post(signed_in, "/admin/connector/tokens", name="entra-prod", expires="90d")
+    assert posted.status_code == 303
+    created = follow(signed_in, posted)
     token = SHOWN_TOKEN.search(text(created))[1]
     assert "shown <strong>only this once</strong>" in text(created)
     scim = Scim(app.test_client())
@@ -296,17 +304,30 @@ def test_token_is_created_shown_once_and_works(app, signed_in):
 
 
 def test_token_rotation_shows_the_replacement_once(app, signed_in):
-    created = post(signed_in, "/admin/connector/tokens", name="rotating", expires="")
+    created = follow(signed_in, post(signed_in, "/admin/connector/tokens", name="rotating",
+                                     expires=""))
     old = SHOWN_TOKEN.search(text(created))[1]
-    rotated = post(signed_in, f"/admin/connector/tokens/{old.split('_')[1]}/rotate", grace="1h")
+    old_id = old.split("_")[1]
+    assert f"/tokens/{old_id}/rotate" in text(created)
+    rotated = follow(signed_in, post(signed_in, f"/admin/connector/tokens/{old_id}/rotate",
+                                     grace="1h"))
     new = SHOWN_TOKEN.search(text(rotated))[1]
     assert new != old and "keeps working until" in text(rotated)
     page = text(signed_in.get("/admin/connector"))
     assert "rotated" in page and new.split("_")[1] in page and new not in page
+    # a rotated token offers no Rotate, and rotating it anyway is refused
+    assert f"/tokens/{old_id}/rotate" not in page
+    assert f"/tokens/{new.split('_')[1]}/rotate" in page
+    again = follow(signed_in, post(signed_in, f"/admin/connector/tokens/{old_id}/rotate",
+                                   grace="1h"))
+    assert f"token {old_id} was already rotated" in text(again)
+    assert not SHOWN_TOKEN.search(text(again))
+    assert text(again).count('<span class="badge badge-ok">active</span>') == 1
 
 
 def test_token_revocation(app, signed_in):
-    created = post(signed_in, "/admin/connector/tokens", name="short-lived", expires="30d")
+    created = follow(signed_in, post(signed_in, "/admin/connector/tokens", name="short-lived",
+                                     expires="30d"))
     key = SHOWN_TOKEN.search(text(created))[1].split("_")[1]
     revoked = post(signed_in, f"/admin/connector/tokens/{key}/revoke")
     assert revoked.status_code == 302
@@ -323,7 +344,7 @@ def test_a_token_needs_a_name(signed_in):
 
 
 def test_check_reports_the_directory_and_base_entries(signed_in, base_dn):
-    page = text(post(signed_in, "/admin/connector/check"))
+    page = text(follow(signed_in, post(signed_in, "/admin/connector/check")))
     assert page.count("badge-ok\">pass") == 2
     assert f"ou=People,{base_dn}" in page
 
@@ -334,7 +355,7 @@ def test_check_reports_an_unreachable_directory(app, signed_in, monkeypatch):
 
     # the check opens a connection of its own; the page itself still has one
     monkeypatch.setattr(app.extensions["scim_bridge"].pool, "connection", unreachable)
-    page = text(post(signed_in, "/admin/connector/check"))
+    page = text(follow(signed_in, post(signed_in, "/admin/connector/check")))
     assert page.count("badge-bad\">fail") == 2
     assert "no directory server answered" in page
 
@@ -346,8 +367,9 @@ def test_each_tenant_has_its_own_tokens(app, signed_in, ldap, base_dn):
     try:
         page = text(signed_in.get("/admin/connector?tenant=dashco"))
         assert '<option value="dashco" selected>' in page  # the tenant picker
-        created = post(signed_in, "/admin/connector/tokens?tenant=dashco",
-                       "/admin/connector?tenant=dashco", name="dashco-entra", expires="")
+        created = follow(signed_in, post(signed_in, "/admin/connector/tokens?tenant=dashco",
+                                         "/admin/connector?tenant=dashco", name="dashco-entra",
+                                         expires=""))
         token = SHOWN_TOKEN.search(text(created))[1]
         assert "dashco-entra" in text(signed_in.get("/admin/connector?tenant=dashco"))
         assert "dashco-entra" not in text(signed_in.get("/admin/connector"))
@@ -437,13 +459,18 @@ def test_users_page_pages(signed_in, directory):
 
 
 def test_user_detail_shows_scim_attributes_and_the_dn(signed_in, directory, base_dn):
-    page = text(signed_in.get(f"/admin/users/{directory['ada']}"))
+    bare = signed_in.get(f"/admin/users/{directory['ada']}")  # a link without ?tenant=
+    assert bare.status_code == 302
+    assert bare.headers["Location"] == f"/admin/users/{directory['ada']}?tenant=default"
+    page = text(signed_in.get(bare.headers["Location"]))
     assert f"uid=ada@example.org,ou=People,{base_dn}" in page
-    assert "name.givenName" in page and "Lovelace" in page
+    assert "Given name" in page and "name.givenName" in page and "Lovelace" in page
     assert "emails[work].value" in page and "countess@engines.example" in page
     assert "Analysts" in page and "disabled" in page
     missing = signed_in.get("/admin/users/2ceef03a-7f80-1041-899b-d98a394b6a36")
-    assert missing.status_code == 404
+    assert missing.status_code == 404 and "in any tenant" in text(missing)
+    assert signed_in.get("/admin/users/2ceef03a-7f80-1041-899b-d98a394b6a36?tenant=default"
+                         ).status_code == 404
 
 
 def test_groups_page_counts_members_without_listing_them(signed_in, directory):
@@ -467,10 +494,10 @@ def test_groups_page_counts_users_not_nested_groups(app, signed_in, directory):
 
 
 def test_group_members_are_paged(signed_in, directory, base_dn):
-    first = text(signed_in.get(f"/admin/groups/{directory['big']}"))
+    first = text(signed_in.get(f"/admin/groups/{directory['big']}?tenant=default"))
     assert "1–25 of 30 members" in first and f"cn=Everyone,ou=Groups,{base_dn}" in first
     assert _user_names(first)[:2] == ["member00@example.org", "member01@example.org"]
-    second = text(signed_in.get(f"/admin/groups/{directory['big']}?page=2"))
+    second = text(signed_in.get(f"/admin/groups/{directory['big']}?tenant=default&page=2"))
     assert _user_names(second) == [f"member{i}@example.org" for i in range(25, 30)]
 
 
@@ -486,12 +513,14 @@ def test_read_only_pages_never_write_to_the_directory(signed_in, directory, monk
 
         monkeypatch.setattr(ldap3.Connection, name, record)
     pages = ["/admin/connector", "/admin/users", "/admin/users?q=ada&status=disabled",
-             f"/admin/users/{directory['ada']}", "/admin/groups", "/admin/groups?q=a",
-             f"/admin/groups/{directory['big']}", f"/admin/groups/{directory['big']}?page=2",
+             f"/admin/users/{directory['ada']}?tenant=default", "/admin/groups",
+             "/admin/groups?q=a",
+             f"/admin/groups/{directory['big']}?tenant=default",
+             f"/admin/groups/{directory['big']}?tenant=default&page=2",
              "/admin/activity", "/admin/users?page=2"]
     for path in pages:
         assert signed_in.get(path).status_code == 200, path
-    assert post(signed_in, "/admin/connector/check").status_code == 200
+    assert follow(signed_in, post(signed_in, "/admin/connector/check")).status_code == 200
     assert writes == []
 
 
@@ -509,7 +538,8 @@ def test_scim_changes_and_token_buttons_reach_the_activity_page(slapd, admins, t
     try:
         client = app.test_client()
         assert sign_in(client).status_code == 302
-        created = post(client, "/admin/connector/tokens", name="audited", expires="")
+        created = follow(client, post(client, "/admin/connector/tokens", name="audited",
+                                      expires=""))
         secret = SHOWN_TOKEN.search(text(created))[1]
         key = secret.split("_")[1]
         scim = Scim(app.test_client())
