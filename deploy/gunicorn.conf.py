@@ -127,3 +127,21 @@ def child_exit(server: Any, worker: Any) -> None:
     from scim.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
+
+
+def worker_int(worker: Any) -> None:
+    """Ctrl-C (SIGINT) or SIGQUIT: gunicorn's *quick* shutdown. Exit now: a plain
+    ``sys.exit`` would wait for the worker's threads, and a thread blocked reading an
+    idle keep-alive connection (an open browser tab) holds it until the master's
+    ``graceful_timeout`` runs out and it is SIGKILLed ("Perhaps out of memory?").
+    SIGTERM (systemd, Docker) stays graceful: requests in flight are finished."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
