@@ -476,3 +476,27 @@ def test_concurrent_writers_lose_nothing_and_never_interleave(tmp_path):
     assert len(records) == 2000
     assert {(r["worker"], r["n"]) for r in records} == {(w, i) for w in range(4)
                                                         for i in range(500)}
+
+
+def test_the_placeholder_probe_is_counted_apart_from_ldap_errors(web, api):
+    """Entra creates every group empty; its first member makes the bridge's conditional
+    modify "(!(member=placeholder))" miss, as designed. That miss must not look like an
+    LDAP error to an alert on scim_ldap_operations_total{result!="success"}."""
+    user = api.post("/Users", entra.minimal_user("probe@example.org")).json
+    group = api.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                 "displayName": "Probed"}).json
+    before = _samples(web)
+    assert api.patch(f"/Groups/{group['id']}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Add", "path": "members",
+                        "value": [{"value": user["id"]}]}]}).status_code in (200, 204)
+    after = _samples(web)
+
+    def moved(result: str) -> float:
+        return _value(after, "scim_ldap_operations_total", operation="modify",
+                      result=result) - _value(before, "scim_ldap_operations_total",
+                                              operation="modify", result=result)
+
+    assert moved("ConditionNotMet") == 1
+    assert moved("AssertionFailed") == 0
+    assert moved("success") == 1
