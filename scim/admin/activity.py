@@ -47,6 +47,7 @@ RESOURCES = ("User", "Group", "Token", "Client", "Tenant")
 OPERATIONS = ("create", "replace", "update", "delete", "authenticate", "rotate", "revoke",
               "contact")
 MAX_TEXT = 200
+ENTERPRISE_PREFIX = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:"
 #: Columns of the CSV export (never a value other than the resource's name).
 CSV_COLUMNS = ("time", "tenant", "token", "token_id", "client", "operation", "change",
                "method", "resource", "resource_id", "name", "attributes", "status",
@@ -79,6 +80,11 @@ class Record:
     @property
     def failed(self) -> bool:
         return self.status is not None and self.status >= 400
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """``attributes`` with an extension's URN shortened (``enterprise:department``)."""
+        return [a.replace(ENTERPRISE_PREFIX, "enterprise:") for a in self.attributes]
 
     @property
     def is_auth(self) -> bool:
@@ -567,7 +573,7 @@ class ReasonBar:
     y: float
 
 
-def failure_reasons(records: Iterable[Record], now: datetime, width: int = 600,
+def failure_reasons(records: Iterable[Record], now: datetime, width: int = 960,
                     limit: int = 8) -> tuple[list[ReasonBar], int]:
     """Failures of the last 24 hours by reason (SCIM error type or status), the most
     frequent first, as horizontal bars; and the SVG's height."""
@@ -576,7 +582,7 @@ def failure_reasons(records: Iterable[Record], now: datetime, width: int = 600,
                       if r.failed and not r.is_contact and r.time is not None and r.time > since)
     top = counted.most_common(limit)
     peak = top[0][1] if top else 0
-    usable = width - 220
+    usable = width - 300
     bars = [ReasonBar(label, count, round(usable * count / peak, 1) if peak else 0.0,
                       float(i * 26)) for i, (label, count) in enumerate(top)]
     return bars, max(26 * len(bars), 26)
