@@ -385,12 +385,22 @@ def test_group_changes_and_failures_are_audited(api, audit_file):
     assert records[3]["result"] == "failure" and records[3]["resource_id"] is None
 
 
-def test_reads_searches_and_unauthenticated_requests_are_not_audited(web, api, audit_file):
+def test_reads_and_searches_are_one_contact_and_a_refused_change_is_no_change(
+        web, api, audit_file):
+    """Reads change nothing: they only mark the token's last contact (once a minute);
+    an unauthenticated POST is a failed authentication, not a change, and records
+    neither the token it sent nor its body."""
     api.get("/Users")
     api.post("/Users/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]})
     web.post("/scim/v2/Users", json=entra.minimal_user("nobody@example.org"),
              headers={"Authorization": "Bearer wrong"})
-    assert not audit_file.exists() or audit_file.read_text() == ""
+    contact, refused = _audit(audit_file)
+    assert (contact["operation"], contact["token"], contact["path"]) == (
+        "contact", "static", "/scim/v2/Users")
+    assert (refused["operation"], refused["status"], refused["client"]) == (
+        "authenticate", 401, "127.0.0.1")
+    assert "nobody@example.org" not in audit_file.read_text()
+    assert "wrong" not in audit_file.read_text()  # the token it sent
 
 
 def test_read_audit_filters_newest_first(tmp_path):

@@ -205,5 +205,8 @@ def test_ctrl_c_stops_within_two_seconds_with_idle_keep_alive_connections(slapd,
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
     assert took < 2.0, f"Ctrl-C took {took:.1f} s"
     assert "SIGKILL" not in errors
