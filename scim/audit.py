@@ -249,13 +249,15 @@ class AuditLog:
 def read_audit(path: str | Path, limit: int = 100, result: str | None = None,
                since: datetime | str | None = None, *, until: datetime | str | None = None,
                where: Callable[[dict[str, Any]], bool] | None = None,
-               offset: int = 0) -> list[dict[str, Any]]:
+               offset: int = 0, contains: str | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` records of the audit file, newest first.
 
     ``result``: only ``"success"`` or only ``"failure"`` records. ``since``: only records
     at or after this time (an aware datetime, or RFC 3339 text; naive means UTC);
     ``until``: only records before it. ``where``: only records it accepts. ``offset``:
-    skip that many matching records first (paging). The file is read backwards, so a
+    skip that many matching records first (paging). ``contains``: only lines holding this
+    text as it is written in JSON (checked before a line is parsed: a resource's
+    history costs a byte search per line, not a parse). The file is read backwards, so a
     query for recent records costs little on a large file. Lines that are not JSON
     objects are skipped.
     """
@@ -265,7 +267,10 @@ def read_audit(path: str | Path, limit: int = 100, result: str | None = None,
     if limit <= 0:
         return found
     skip = max(0, offset)
+    needle = json.dumps(contains, ensure_ascii=False)[1:-1].encode() if contains else None
     for line in _lines_backwards(Path(path)):
+        if needle is not None and needle not in line:
+            continue
         try:
             record = json.loads(line)
             when = _as_utc(record["time"])

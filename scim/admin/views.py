@@ -735,4 +735,5 @@ def history(scim_id: str, limit: int = 50) -> list[activity.Record] | None:
     if reader is None:
         return None
     filters = activity.Filters(resource_id=scim_id)
-    return [activity.normalise(r) for r in reader(limit, None, where=filters.matches)]
+    return [activity.normalise(r) for r in reader(limit, None, where=filters.matches,
+                                                    contains=scim_id)]

@@ -325,6 +325,10 @@ def test_read_audit_pages_and_filters(tmp_path):
     window = read_audit(path, 10, since=start + timedelta(minutes=3),
                         until=start + timedelta(minutes=6))
     assert [r["resource_id"] for r in window] == ["5", "4", "3"]
+    # ``contains`` skips lines before parsing them; ``where`` still decides
+    seven = read_audit(path, 10, contains="7", where=lambda r: r["resource_id"] == "7")
+    assert [r["resource_id"] for r in seven] == ["7"]
+    assert read_audit(path, 10, contains="no such text") == []
 
 
 # --- what the users pages show of a person ------------------------------------------------
