@@ -133,16 +133,20 @@ def audit_change(response: Response, principal: Any) -> Response:
     parts = rule.rule.split("/")
     resource = RESOURCE_TYPES.get(parts[3], parts[3]) if len(parts) > 3 else ""
     body = _body(response)
-    answer = response.get_json(silent=True) if response.status_code != 204 else None
     extra: dict[str, Any] = {}
-    name = resource_name(resource, answer if response.status_code < 400 else None, body)
+    failed = response.status_code >= 400
+    # The request names the resource (POST, PUT, a renaming PATCH); else a small answer
+    # does. A large one (a PUT of a big group) is not parsed again just for its name.
+    name = resource_name(resource, body)
+    if name is None and not failed:
+        name = resource_name(resource, _small_answer(response))
     if name:
         extra["name"] = name
     change = active_change(request.method, body) if resource == "User" else None
     if change:
         extra["change"] = change
-    if response.status_code >= 400:
-        extra.update(error_fields(body, answer))
+    if failed:
+        extra.update(error_fields(body, _small_answer(response)))
     current().audit.record(
         token=principal.token_name,
         token_id=principal.token_id,
@@ -158,6 +162,19 @@ def audit_change(response: Response, principal: Any) -> Response:
         **extra,
     )
     return response
+
+
+#: Answers read back for the audit record (a SCIM error body, a user) at most this big.
+SMALL_ANSWER = 64 * 1024
+
+
+def _small_answer(response: Response) -> Any:
+    if response.status_code == 204 or response.is_streamed:
+        return None
+    length = response.content_length
+    if length is None or length > SMALL_ANSWER:
+        return None
+    return response.get_json(silent=True)
 
 
 def _due(key: str) -> bool:
