@@ -145,3 +145,13 @@ def worker_int(worker: Any) -> None:
         except (OSError, ValueError):
             pass
     os._exit(0)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Until the worker installs its own handlers (while it loads), it still has the
+    master's, which only queue a signal: a Ctrl-C then would leave it running until the
+    master's ``graceful_timeout`` and a SIGKILL. Exit on SIGINT/SIGQUIT from the start."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda *_: os._exit(0))

@@ -59,10 +59,12 @@ def test_the_quick_start_from_a_clean_checkout(slapd, tmp_path):
     http_port, slapd_port = free_port(), free_port()
     bind = f"127.0.0.1:{http_port}"
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LDAP_", "SCIM_", "AUDIT_", "GUNICORN_", "ADMIN_"))}
+           if not k.startswith(("LDAP_", "SCIM_", "AUDIT_", "GUNICORN_", "ADMIN_", "MAKE"))
+           and k != "MFLAGS"}  # under `make test`: no "make[1]: Entering directory"
     env.update(BIND=bind, SLAPD_PORT=str(slapd_port), WEB_CONCURRENCY="2")
     readme = (checkout / "README.md").read_text()
     assert "BIND=127.0.0.1:8011 SLAPD_PORT=3891 make run" in readme
+    run: subprocess.Popen | None = None
     try:
         run = _make(checkout, "run", env)
         assert run.stdout is not None and run.stderr is not None
@@ -91,11 +93,10 @@ def test_the_quick_start_from_a_clean_checkout(slapd, tmp_path):
         started = time.monotonic()
         os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
         run.wait(timeout=30)
-        assert time.monotonic() - started < 2.0
+        took = time.monotonic() - started
         errors = run.stderr.read()
+        assert took < 2.0, (took, errors[-3000:])
         assert "SIGKILL" not in errors
-        run.stdout.close()
-        run.stderr.close()
         assert '"name":"ada@example.org"' in (checkout / "var" / "audit.log").read_text()
 
         # the private slapd kept running, as the banner says; the port taken ...
@@ -119,10 +120,18 @@ def test_the_quick_start_from_a_clean_checkout(slapd, tmp_path):
         assert (f"directory: {url} refused the bind as {dn}: wrong password or no such "
                 "entry (check LDAP_BIND_PASSWORD and LDAP_BIND_DN)") in refused.stderr
     finally:
+        if run is not None:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+            for stream in (run.stdout, run.stderr):
+                if stream is not None:
+                    stream.close()
         pid_file = checkout / "var" / "slapd" / "run" / "slapd.pid"
         pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
         cleaned = subprocess.run(["make", "clean", f"VENV={tmp_path / 'no-venv'}"],
-                                 cwd=checkout, capture_output=True, text=True, timeout=120)
+                                 cwd=checkout, env=env, capture_output=True, text=True,
+                                 timeout=120)
         if pid is not None and process_alive(pid):
             os.kill(pid, signal.SIGTERM)
     assert cleaned.returncode == 0, cleaned.stderr
