@@ -124,6 +124,7 @@ def main() -> int:
                   f"{row['p95_ms']:.2f}  p99 {row['p99_ms']:.2f}  ({row['req_per_s']:.0f}/s; "
                   f"p99 / first size {row['p99_ms'] / first['p99_ms']:.2f})", flush=True)
     out = ROOT / "bench" / "results" / "lookup_scale.json"
+    out.parent.mkdir(parents=True, exist_ok=True)  # git keeps no bench/results/
     out.write_text(json.dumps({"cores": os.cpu_count(), "results": rows}, indent=2))
     print(f"wrote {out}")
     return 0

@@ -98,8 +98,10 @@ class Settings:
     SCIM_PUBLIC_URL: str = field(
         default="http://127.0.0.1:8000",
         metadata=_doc(
-            "Public base URL of the service (what Entra reaches); the CLI prints "
-            "`<SCIM_PUBLIC_URL>/scim/v2` as the endpoint to paste."
+            "Public base URL of the service (what Entra reaches), without `/scim/v2`; the "
+            "CLI and the dashboard show `<SCIM_PUBLIC_URL>/scim/v2` as the endpoint to "
+            "paste. Unset: `http://<BIND>` when `BIND` is set (`0.0.0.0` shown as "
+            "`127.0.0.1`)."
         ),
     )
     SCIM_TOKEN_CACHE_SECONDS: int = field(
@@ -268,6 +270,34 @@ def _check_optional_dn(value: str) -> str:
     return _check_dn(value) if value else value
 
 
+def _check_public_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"expected a URL without ?query or #fragment, got {value!r}")
+    if parts.path.rstrip("/").lower().endswith("/scim/v2"):
+        raise ValueError(f"give the service's base URL without /scim/v2 (the endpoint is "
+                         f"<SCIM_PUBLIC_URL>/scim/v2), got {value!r}")
+    return value.strip().rstrip("/")
+
+
+def public_url_from_bind(bind: str) -> str | None:
+    """``http://host:port`` for gunicorn's ``BIND`` (``0.0.0.0``/``::`` → loopback), or
+    None when it names no TCP address (``unix:…``)."""
+    bind = bind.strip().split()[0] if bind.strip() else ""
+    if not bind or bind.startswith(("unix:", "fd://")):
+        return None
+    host, _, port = bind.rpartition(":")
+    if not port.isdigit():
+        return None
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}"
+
+
 def _check_file(value: str) -> str:
     if value and not Path(value).is_file():
         raise ValueError(f"no such file: {value!r}")
@@ -282,6 +312,7 @@ _CHECKS: dict[str, Callable[[str], str]] = {
     "ADMIN_BASE_DN": _check_optional_dn,
     "LDAP_CA_FILE": _check_file,
     "SCIM_MAPPING_FILE": _check_file,
+    "SCIM_PUBLIC_URL": _check_public_url,
     "LDAP_PASSWORD_SCHEME": _check_choice("SSHA512", "SSHA"),
     "LOG_LEVEL": _check_choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
@@ -372,6 +403,11 @@ def load_settings(
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown setting in {str(path)!r}")
     raw.update({k: v for k, v in env.items() if k in names})
+    bind = env.get("BIND") or (f"0.0.0.0:{env['PORT']}" if env.get("PORT") else "")
+    if not raw.get("SCIM_PUBLIC_URL") and bind:
+        derived = public_url_from_bind(bind)
+        if derived:
+            raw["SCIM_PUBLIC_URL"] = derived
     values: dict[str, Any] = {}
     for f in settings_fields():
         if f.name not in raw:

@@ -127,3 +127,31 @@ def child_exit(server: Any, worker: Any) -> None:
     from scim.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
+
+
+def worker_int(worker: Any) -> None:
+    """Ctrl-C (SIGINT) or SIGQUIT: gunicorn's *quick* shutdown. Exit now: a plain
+    ``sys.exit`` would wait for the worker's threads, and a thread blocked reading an
+    idle keep-alive connection (an open browser tab) holds it until the master's
+    ``graceful_timeout`` runs out and it is SIGKILLed ("Perhaps out of memory?").
+    SIGTERM (systemd, Docker) stays graceful: requests in flight are finished."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Until the worker installs its own handlers (while it loads), it still has the
+    master's, which only queue a signal: a Ctrl-C then would leave it running until the
+    master's ``graceful_timeout`` and a SIGKILL. Exit on SIGINT/SIGQUIT from the start."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, lambda *_: os._exit(0))

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from ldap3 import NONE, SYNC, Connection, Server, Tls
 
 from config import Settings
+from directory.diagnose import explain
 from directory.errors import CONNECTION_ERRORS, DirectoryBusy, DirectoryUnavailable
 
 SOCKET_READ_SIZE = 65536
@@ -52,7 +53,9 @@ def build_server(url: str, settings: Settings) -> Server:
 def open_connection(settings: Settings, urls: list[str] | None = None) -> Connection:
     """Open and bind a connection, trying each URL in order (fail-over)."""
     last: BaseException | None = None
+    last_url = ""
     for url in urls or settings.ldap_urls:
+        last_url = url
         conn = Connection(
             build_server(url, settings),
             user=settings.LDAP_BIND_DN,
@@ -78,7 +81,7 @@ def open_connection(settings: Settings, urls: list[str] | None = None) -> Connec
         except Exception as exc:  # noqa: BLE001 - unreachable, TLS failure or refused bind
             last = exc
             _close_quietly(conn)
-    raise DirectoryUnavailable(f"no directory server answered ({type(last).__name__})")
+    raise DirectoryUnavailable(explain(last, last_url, settings))
 
 
 class Pool:

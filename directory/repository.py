@@ -137,6 +137,11 @@ class Repository:
     #: Told of every LDAP operation: (operation, seconds, "success" or the error class
     #: name). The web layer sets it per request to feed the metrics.
     observer: Callable[[str, float, str], None] | None = None
+    #: The result reported for a *probe* whose assertion did not hold: a conditional
+    #: modify that is expected to miss as often as not (is the empty-group placeholder
+    #: there? does this entry still refer to that DN?). It is an answer, not an error,
+    #: so it is counted apart from ``AssertionFailed`` (a lost-update guard tripping).
+    CONDITION_NOT_MET = "ConditionNotMet"
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one operation; returns ldap3's result dict (``conn.result``)."""
@@ -150,6 +155,7 @@ class Repository:
         ``names``: the operations ``fn`` sends (several for an exchange), each counted
         and reported to the observer; by default ``fn``'s name.
         """
+        probe = kwargs.pop("probe", False)
         operations = names or [getattr(fn, "__name__", "call")]
         self.ops += len(operations)
         started = time.perf_counter()
@@ -159,6 +165,8 @@ class Repository:
         except Exception as exc:
             error = translate(exc)
             result = type(error).__name__
+            if probe and isinstance(error, AssertionFailed):
+                result = self.CONDITION_NOT_MET
             if isinstance(error, DirectoryUnavailable):
                 self.broken = True
             raise error from exc
@@ -235,11 +243,12 @@ class Repository:
 
     def modify(self, dn: str, changes: dict[str, list[tuple[str, list[str]]]], *,
                csn: str | None = None, permissive: bool = False,
-               condition: str | None = None) -> dict[str, list[Any]]:
+               condition: str | None = None, probe: bool = False) -> dict[str, list[Any]]:
         """One atomic modify (RFC 4511 §4.6).
 
         ``csn`` guards against lost updates; ``condition`` is any other assertion
-        filter (RFC 4528) the entry must match for the modify to apply.
+        filter (RFC 4528) the entry must match for the modify to apply. ``probe``: the
+        condition is expected to fail in the normal course (``CONDITION_NOT_MET``).
         """
         controls: list[Any] = [post_read()]
         if condition:
@@ -248,7 +257,8 @@ class Repository:
             controls.append(assertion(f"(entryCSN={escape_filter_chars(csn)})"))
         if permissive:
             controls.append(PERMISSIVE_MODIFY)
-        result = self._call(wire.modify, self.conn, dn, changes, controls=controls)
+        result = self._call(wire.modify, self.conn, dn, changes, controls=controls,
+                            probe=probe)
         return self._post_read(result)
 
     def rename(self, dn: str, rdn_attr: str, value: str, *,
@@ -592,7 +602,8 @@ class Repository:
             member.append((MODIFY_DELETE, remove))
         try:
             return self.modify(dn, {**other, "member": member}, permissive=True,
-                               condition=self._guard(csn, f"(!{placeholder})"))
+                               condition=self._guard(csn, f"(!{placeholder})"),
+                               probe=not csn)
         except AssertionFailed:
             member.append((MODIFY_DELETE, [self.tenant.placeholder_dn]))
             return self.modify(dn, {**other, "member": member}, permissive=True,

@@ -386,7 +386,8 @@ class Store:
         """A new token like ``key`` (same tenant, name and expiry); ``key`` is accepted
         until ``grace`` from now (``scimNotAfter``), then refused.
 
-        KeyError: no such token; ValueError: it has already stopped working.
+        KeyError: no such token; ValueError: it has already stopped working, or was
+        rotated already (a second rotation would leave two live replacements).
         """
         row = self._read(self._dn(TOKENS, key), _TOKEN_ATTRS) if _HEX_ID.fullmatch(key) else None
         if row is None or _first(row, "scimClientId"):
@@ -395,13 +396,16 @@ class Store:
         ends = _earliest(expires, parse_gtime(_first(row, "scimNotAfter")))
         if ends is not None and ends <= self.clock():
             raise ValueError(f"token {key} has expired; create a new one instead")
+        rotated = parse_gtime(_first(row, "scimNotAfter"))
+        if rotated is not None:
+            raise ValueError(f"token {key} was already rotated and stops working at "
+                             f"{rotated:%Y-%m-%d %H:%M} UTC; rotate its replacement (same "
+                             "name, the newer id) instead")
         new = self.create_token(self._tenant_of(row), str(_first(row, "scimName") or ""),
                                 expires)
         grace_ends = self.clock() + grace
-        current = parse_gtime(_first(row, "scimNotAfter"))
-        if current is None or grace_ends < current:
-            self._do(self.conn.modify, self._dn(TOKENS, key),
-                     {"scimNotAfter": [(MODIFY_REPLACE, [gtime(grace_ends)])]})
+        self._do(self.conn.modify, self._dn(TOKENS, key),
+                 {"scimNotAfter": [(MODIFY_REPLACE, [gtime(grace_ends)])]})
         return new
 
     def purge_expired(self, limit: int = 50) -> int:

@@ -6,6 +6,15 @@ address), what (``operation``, ``resource`` type and ``resource_id``, and in
 never a password — and never a token), the outcome (``status``, ``result``), how long it
 took (``duration_ms``), the ``request_id`` and the ``time``. Standard library only.
 
+So that an operator can act on a record without the directory, a record also carries
+the resource's ``name`` (its ``userName`` or ``displayName``: the one value recorded), a
+``change`` of ``disable``/``enable`` when the request sets ``active``, and for a failure
+the SCIM error's ``scim_type`` and ``detail`` (capped, with any password the request
+carried blanked out). Failed authentications (401, 429) are records too
+(``operation: "authenticate"``, with the ``client`` address and the ``reason``), and
+``operation: "contact"`` records say a token was used (at most once a minute per token
+and worker), so the last contact of each token is known while the directory is down.
+
 Several gunicorn workers append to one file at once. Each record is written with one
 ``os.write`` of the whole line on a descriptor opened with ``O_APPEND``: for a regular
 file the kernel appends every such write whole, at the end, under the inode lock, so
@@ -34,6 +43,7 @@ log = logging.getLogger("scim.audit")
 #: Caps that keep a record small (and under PIPE_BUF) whatever the body holds.
 MAX_ATTRIBUTES = 50
 MAX_NAME = 120
+MAX_DETAIL = 300
 #: Records of several workers reach the file in nearly time order; a reader asked for
 #: records since T stops at the first record older than T minus this.
 SINCE_SLACK = timedelta(seconds=5)
@@ -74,6 +84,95 @@ def changed_attributes(method: str, body: Any) -> list[str]:
     return unique[:MAX_ATTRIBUTES]
 
 
+def _get(body: dict[str, Any], name: str) -> Any:
+    return next((v for k, v in body.items() if isinstance(k, str) and k.lower() == name),
+                None)
+
+
+def _operations(body: Any) -> list[dict[str, Any]]:
+    ops = _get(body, "operations") if isinstance(body, dict) else None
+    return [op for op in ops if isinstance(op, dict)] if isinstance(ops, list) else []
+
+
+def resource_name(resource: str, *bodies: Any) -> str | None:
+    """The ``userName`` (User) or ``displayName`` (Group) of the first body naming it:
+    the answer's body, then the request's (a failed create has only the latter)."""
+    key = "username" if resource == "User" else "displayname"
+    for body in bodies:
+        if not isinstance(body, dict):
+            continue
+        value = _get(body, key)
+        if value is None:  # a PATCH that renames: its replace value
+            for op in _operations(body):
+                path, inner = _get(op, "path"), _get(op, "value")
+                if isinstance(path, str) and path.lower() == key:
+                    value = inner
+                elif path is None and isinstance(inner, dict):
+                    value = _get(inner, key)
+        if isinstance(value, str) and value:
+            return value[:MAX_NAME]
+    return None
+
+
+def _false(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "false"
+    return None
+
+
+def active_change(method: str, body: Any) -> str | None:
+    """``disable`` or ``enable`` when a PUT or PATCH sets ``active`` (Entra's soft
+    delete and its undo), else None. Entra sends ``"False"`` as a string, too."""
+    if not isinstance(body, dict):
+        return None
+    found: bool | None = None
+    if method.upper() == "PUT":
+        found = _false(_get(body, "active"))
+    elif method.upper() == "PATCH":
+        for op in _operations(body):
+            path, value = _get(op, "path"), _get(op, "value")
+            if isinstance(path, str) and path.lower() == "active":
+                found = _false(value)
+            elif path is None and isinstance(value, dict) and _get(value, "active") is not None:
+                found = _false(_get(value, "active"))
+    if found is None:
+        return None
+    return "disable" if found else "enable"
+
+
+def _passwords(body: Any) -> list[str]:
+    """Password values a request carries (to blank them out of an error's detail)."""
+    found: list[Any] = []
+    if isinstance(body, dict):
+        found.append(_get(body, "password"))
+        for op in _operations(body):
+            path, value = _get(op, "path"), _get(op, "value")
+            if isinstance(path, str) and path.lower() == "password":
+                found.append(value)
+            elif isinstance(value, dict):
+                found.append(_get(value, "password"))
+    return [str(v) for v in found if v not in (None, "", True, False)]
+
+
+def error_fields(request_body: Any, response_body: Any) -> dict[str, str]:
+    """``scim_type`` and ``detail`` of a SCIM error answer (RFC 7644 §3.12), the detail
+    capped at ``MAX_DETAIL`` characters and without any password of the request."""
+    if not isinstance(response_body, dict):
+        return {}
+    out: dict[str, str] = {}
+    scim_type = response_body.get("scimType")
+    if isinstance(scim_type, str) and scim_type:
+        out["scim_type"] = scim_type[:40]
+    detail = response_body.get("detail")
+    if isinstance(detail, str) and detail:
+        for secret in _passwords(request_body):
+            detail = detail.replace(secret, "***")
+        out["detail"] = detail[:MAX_DETAIL]
+    return out
+
+
 def _keys(body: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key, value in body.items():
@@ -86,8 +185,9 @@ def _keys(body: dict[str, Any]) -> list[str]:
     return out
 
 
-#: ``reader(limit, result)``: the newest records first (what the admin dashboard reads).
-Reader = Callable[[int, "str | None"], list[dict[str, Any]]]
+#: ``reader(limit, result, since=None, *, until=None, where=None, offset=0)``: the newest
+#: records first (what the admin dashboard reads; ``read_audit`` bound to a path).
+Reader = Callable[..., list[dict[str, Any]]]
 
 
 class AuditLog:
@@ -147,29 +247,49 @@ class AuditLog:
 
 
 def read_audit(path: str | Path, limit: int = 100, result: str | None = None,
-               since: datetime | str | None = None) -> list[dict[str, Any]]:
+               since: datetime | str | None = None, *, until: datetime | str | None = None,
+               where: Callable[[dict[str, Any]], bool] | None = None,
+               offset: int = 0, contains: str | None = None) -> list[dict[str, Any]]:
     """The newest ``limit`` records of the audit file, newest first.
 
     ``result``: only ``"success"`` or only ``"failure"`` records. ``since``: only records
-    at or after this time (an aware datetime, or RFC 3339 text; naive means UTC). The
-    file is read backwards, so a query for recent records costs little on a large file.
-    Lines that are not JSON objects are skipped.
+    at or after this time (an aware datetime, or RFC 3339 text; naive means UTC);
+    ``until``: only records before it. ``where``: only records it accepts. ``offset``:
+    skip that many matching records first (paging). ``contains``: only lines holding this
+    text as it is written in JSON (checked before a line is parsed: a resource's
+    history costs a byte search per line, not a parse). The file is read backwards, so a
+    query for recent records costs little on a large file. Lines that are not JSON
+    objects are skipped.
     """
     floor = _as_utc(since) if since is not None else None
+    ceiling = _as_utc(until) if until is not None else None
     found: list[dict[str, Any]] = []
     if limit <= 0:
         return found
+    skip = max(0, offset)
+    needle = json.dumps(contains, ensure_ascii=False)[1:-1].encode() if contains else None
     for line in _lines_backwards(Path(path)):
+        if needle is not None and needle not in line:
+            continue
         try:
             record = json.loads(line)
             when = _as_utc(record["time"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if not isinstance(record, dict):
             continue
         if floor is not None and when < floor:
             if when < floor - SINCE_SLACK:
                 break
             continue
+        if ceiling is not None and when >= ceiling:
+            continue
         if result is not None and record.get("result") != result:
+            continue
+        if where is not None and not where(record):
+            continue
+        if skip:
+            skip -= 1
             continue
         found.append(record)
         if len(found) >= limit:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 from flask_httpauth import HTTPTokenAuth
 
 from directory import Pool
@@ -202,6 +202,7 @@ class Authenticator:
     def failed(self, reason: str) -> None:
         address = request.remote_addr or "unknown"
         self.limiter.record(address)
+        g.auth_failure = reason  # for the audit record (scim/observability.py)
         log.warning("authentication failed from %s: %s", address, reason)
 
     def check_rate(self) -> None:

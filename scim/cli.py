@@ -2,11 +2,15 @@
 and ``directory check``.
 
 Secrets are printed once, at creation, and never again (``list`` shows no secret, and
-nothing here logs one).
+nothing here logs one). Every change (create, rotate, revoke) is an audit record like
+the dashboard's, with ``token: cli:<user>`` (the operating-system user), when
+``AUDIT_LOG`` names a file; with the trail on standard output the CLI's own output stays
+what it prints.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from collections.abc import Iterator
@@ -67,6 +71,26 @@ def store() -> Iterator[Store]:
         raise click.ClickException(f"directory: {exc}") from None
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, no LOGNAME (a bare container)
+        import os  # noqa: PLC0415
+
+        return f"uid{os.getuid()}"
+
+
+def audit(operation: str, resource: str, resource_id: str, tenant: str,
+          status: int = 200) -> None:
+    """An audit record of a CLI change (only to a file: see the module docstring)."""
+    obs = current_app.extensions.get("scim_observability")
+    if obs is None or not obs.audit.path:
+        return
+    obs.audit.record(token=f"cli:{_user()}", tenant=tenant, client="cli",
+                     operation=operation, method="CLI", resource=resource,
+                     resource_id=resource_id, status=status)
+
+
 def _public_url() -> str:
     return current_app.extensions["scim_bridge"].settings.SCIM_PUBLIC_URL.rstrip("/")
 
@@ -116,6 +140,7 @@ def tenant_create(name: str, base_dn: str | None) -> None:
                 "scim_bridge"].settings.admin_dns())
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+    audit("create", "Tenant", tenant.name, tenant.name, 201)
     click.echo(f"tenant {tenant.name}: {tenant.base_dn}")
     click.echo(f"next: flask --app app token create --tenant {tenant.name} --name entra")
 
@@ -137,6 +162,7 @@ def token_create(tenant_name: str, name: str, expires: str | None) -> None:
     with store() as s:
         tenant = _tenant(s, tenant_name)
         key, token = s.create_token(tenant, name, parse_expiry(expires, s.clock()))
+    audit("create", "Token", key, tenant.name, 201)
     _print_token(token)
     click.echo(f"token id {key} (tenant {tenant.name}); the token is not shown again.")
 
@@ -155,8 +181,10 @@ def token_list(tenant_name: str | None, oauth: bool) -> None:
 def token_revoke(token_id: str) -> None:
     """Delete a token; running workers refuse it within SCIM_TOKEN_CACHE_SECONDS."""
     with store() as s:
+        tenant = next((t.tenant for t in s.tokens() if t.id == token_id), "")
         if not s.revoke_token(token_id):
             raise click.ClickException(f"no token {token_id!r}")
+    audit("revoke", "Token", token_id, tenant, 204)
     click.echo(f"revoked {token_id}")
 
 
@@ -168,13 +196,16 @@ def token_rotate(token_id: str, grace: str) -> None:
     """Issue a replacement; the old token works for the grace period, then stops."""
     period = parse_duration(grace)
     with store() as s:
+        tenant = next((t.tenant for t in s.tokens() if t.id == token_id), "")
         try:
             key, token = s.rotate(token_id, period)
         except KeyError as exc:
             raise click.ClickException(str(exc.args[0])) from None
         except ValueError as exc:
+            audit("rotate", "Token", token_id, tenant, 409)
             raise click.ClickException(str(exc)) from None
         ends = s.clock() + period
+    audit("rotate", "Token", token_id, tenant, 201)
     _print_token(token)
     click.echo(f"token id {key}; {token_id} keeps working until {_when(ends)}.")
 
@@ -187,6 +218,7 @@ def client_create(tenant_name: str, name: str) -> None:
     with store() as s:
         tenant = _tenant(s, tenant_name)
         client_id, secret = s.create_client(tenant, name)
+    audit("create", "Client", client_id, tenant.name, 201)
     click.echo(f"Tenant URL: {endpoint()}")
     click.echo(f"Token Endpoint: {_public_url()}/oauth/token")
     click.echo(f"Client Identifier: {client_id}")
@@ -206,9 +238,11 @@ def client_list() -> None:
 def client_revoke(client_id: str) -> None:
     """Delete a client and every access token issued to it."""
     with store() as s:
+        tenant = next((c.tenant for c in s.clients() if c.id == client_id), "")
         tokens = s.revoke_client(client_id)
     if tokens is None:
         raise click.ClickException(f"no client {client_id!r}")
+    audit("revoke", "Client", client_id, tenant, 204)
     click.echo(f"revoked {client_id} and {tokens} access token(s) issued to it")
 
 

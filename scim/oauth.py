@@ -20,9 +20,18 @@ from urllib.parse import unquote_plus
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from directory.tokens import CLIENTS
+from scim.observability import audit_auth_failure
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 _CREDENTIALS = ("client_id", "client_secret")
+
+
+@bp.after_request
+def audit(response: Response) -> Response:
+    """Failed client authentications go to the audit trail like SCIM's (401, 429)."""
+    if response.status_code in (401, 429):
+        audit_auth_failure(response.status_code)
+    return response
 
 
 def _error(code: str, description: str, status: int = 400) -> Response:

@@ -20,7 +20,7 @@ import hmac
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
@@ -28,7 +28,14 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, re
 from config import Settings
 from directory import Pool, Repository, Tenant
 from directory.errors import DirectoryError
-from scim.audit import AuditLog, changed_attributes, operation_of
+from scim.audit import (
+    AuditLog,
+    active_change,
+    changed_attributes,
+    error_fields,
+    operation_of,
+    resource_name,
+)
 from scim.logs import new_request_id, request_id, valid_request_id
 from scim.metrics import CONTENT_TYPE, Metrics
 
@@ -38,6 +45,10 @@ KEY = "scim_observability"
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 RESOURCE_TYPES = {"Users": "User", "Groups": "Group"}
 _SCIM_RESOURCE = re.compile(r"NAME\s+(\(\s*)?'scimResource'", re.I)
+#: A ``contact`` record per token, and a 429 record per address, at most this often
+#: (per worker): enough to tell the last contact, never a flood.
+CONTACT_EVERY = 60.0
+MAX_REMEMBERED = 10_000
 
 
 @dataclass
@@ -51,6 +62,8 @@ class Observability:
     pool: Pool
     tenant: Tenant
     ready: bool | None = None  # this worker's last readiness answer (log changes only)
+    #: monotonic time of the last ``contact`` record per token id, and 429 per address
+    contacts: dict[str, float] = field(default_factory=dict)
 
 
 def init_app(app: Flask, settings: Settings, pool: Pool, tenant: Tenant) -> Observability:
@@ -109,11 +122,30 @@ def audit_change(response: Response, principal: Any) -> Response:
     PATCH, DELETE, except the read-only ``.search``), whatever their status.
     """
     rule = request.url_rule
-    if principal is None or request.method not in CHANGES or rule is None \
-            or rule.rule.endswith("/.search"):
+    if principal is None:
+        if response.status_code in (401, 429):
+            audit_auth_failure(response.status_code)
+        return response
+    if request.method not in CHANGES or rule is None or rule.rule.endswith("/.search"):
+        _contact(principal, response.status_code)
         return response
     parts = rule.rule.split("/")
-    resource = parts[3] if len(parts) > 3 else ""
+    resource = RESOURCE_TYPES.get(parts[3], parts[3]) if len(parts) > 3 else ""
+    body = _body(response)
+    extra: dict[str, Any] = {}
+    failed = response.status_code >= 400
+    # The request names the resource (POST, PUT, a renaming PATCH); else a small answer
+    # does. A large one (a PUT of a big group) is not parsed again just for its name.
+    name = resource_name(resource, body)
+    if name is None and not failed:
+        name = resource_name(resource, _small_answer(response))
+    if name:
+        extra["name"] = name
+    change = active_change(request.method, body) if resource == "User" else None
+    if change:
+        extra["change"] = change
+    if failed:
+        extra.update(error_fields(body, _small_answer(response)))
     current().audit.record(
         token=principal.token_name,
         token_id=principal.token_id,
@@ -121,13 +153,64 @@ def audit_change(response: Response, principal: Any) -> Response:
         client=request.remote_addr,
         operation=operation_of(request.method),
         method=request.method,
-        resource=RESOURCE_TYPES.get(resource, resource),
+        resource=resource,
         resource_id=(request.view_args or {}).get("scim_id") or _created_id(response),
-        attributes=changed_attributes(request.method, _body(response)),
+        attributes=changed_attributes(request.method, body),
         status=response.status_code,
         duration_ms=round(_elapsed() * 1000, 3),
+        **extra,
     )
     return response
+
+
+#: Answers read back for the audit record (a SCIM error body, a user) at most this big.
+SMALL_ANSWER = 64 * 1024
+
+
+def _small_answer(response: Response) -> Any:
+    if response.status_code == 204 or response.is_streamed:
+        return None
+    length = response.content_length
+    if length is None or length > SMALL_ANSWER:
+        return None
+    return response.get_json(silent=True)
+
+
+def _due(key: str) -> bool:
+    """Whether a rate-limited record for ``key`` may be written now (per worker)."""
+    seen = current().contacts
+    at = time.monotonic()
+    if at - seen.get(key, float("-inf")) < CONTACT_EVERY:
+        return False
+    if len(seen) >= MAX_REMEMBERED:
+        seen.clear()
+    seen[key] = at
+    return True
+
+
+def _contact(principal: Any, status: int) -> None:
+    """A ``contact`` record: this token reached the service (at most once a minute)."""
+    if not _due(f"token:{principal.token_id}"):
+        return
+    current().audit.record(
+        token=principal.token_name, token_id=principal.token_id,
+        tenant=principal.tenant.name, client=request.remote_addr, operation="contact",
+        method=request.method, resource="", path=request.path[:200], status=status)
+
+
+def audit_auth_failure(status: int, reason: str = "") -> None:
+    """A failed authentication (401) or a refused address (429, once a minute per
+    address and worker): who knocked, from where, on what, never with what token."""
+    address = request.remote_addr or "unknown"
+    if status == 429 and not _due(f"429:{address}"):
+        return
+    if not reason:
+        reason = "too many failed authentications" if status == 429 else \
+            g.get("auth_failure") or "no valid bearer token"
+    current().audit.record(
+        token="", tenant="", client=address, operation="authenticate",
+        method=request.method, resource="", path=request.path[:200], status=status,
+        reason=reason)
 
 
 def _created_id(response: Response) -> str | None:

@@ -41,7 +41,7 @@ from flask.typing import ResponseReturnValue
 
 from directory import login as ldap_login
 from directory.admins import Admins
-from directory.errors import CONNECTION_ERRORS, DirectoryUnavailable
+from directory.errors import CONNECTION_ERRORS, DirectoryError, DirectoryUnavailable
 from directory.tenant import trust_conflict
 from directory.tokens import Store
 from scim.admin import bp, state
@@ -49,6 +49,9 @@ from scim.admin import bp, state
 log = logging.getLogger("scim.admin")
 #: Endpoints a signed-out visitor may reach.
 PUBLIC = {"admin.login", "admin.static"}
+#: Pages that read only the audit file (or say what is wrong): while the directory is
+#: down they open for a live session whose membership cannot be checked.
+DIRECTORY_OPTIONAL = {"admin.activity_page", "admin.activity_csv", "admin.connector"}
 
 
 def csrf_token() -> str:
@@ -131,13 +134,23 @@ def guard() -> ResponseReturnValue | None:
         _end(user)
         return redirect(url_for("admin.login", reason="idle"))
     sid = session.get("sid")
-    if not isinstance(sid, str) or not admins().session_alive(user["dn"], sid):
+    group = admin.settings.ADMIN_GROUP_DN
+    try:
+        alive = isinstance(sid, str) and admins().session_alive(user["dn"], sid)
+        member = not group or ldap_login.is_member(connection(), group, user["dn"])
+    except DirectoryError as exc:
+        if request.endpoint not in DIRECTORY_OPTIONAL:
+            raise
+        _unchecked(exc)
+        session["seen"] = now
+        g.admin_user = user
+        return None
+    if not alive:
         log.warning("admin session of %s refused: it was ended (sign-out or admin removed)",
                     user["dn"])
         session.clear()
         return redirect(url_for("admin.login", reason="ended"))
-    group = admin.settings.ADMIN_GROUP_DN
-    if group and not ldap_login.is_member(connection(), group, user["dn"]):
+    if not member:
         log.warning("admin session of %s ended: no longer in %s", user["dn"], group)
         _end(user)
         return redirect(url_for("admin.login", reason="removed"))
@@ -148,6 +161,16 @@ def guard() -> ResponseReturnValue | None:
     session["seen"] = now
     g.admin_user = user
     return None
+
+
+def _unchecked(exc: DirectoryError) -> None:
+    """On a page of ``DIRECTORY_OPTIONAL`` (the audit file, the health panel) a directory
+    that cannot answer leaves the signed session trusted, so the operator can see what
+    is wrong: noted in ``g.membership_unchecked``. A session ended meanwhile (sign-out,
+    admin removed) can therefore read these pages until the directory answers again."""
+    g.membership_unchecked = True
+    g.directory_down = exc
+    g.admin_broken = True  # a connection that failed is not given back for reuse
 
 
 _REASONS = {

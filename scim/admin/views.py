@@ -24,6 +24,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -48,11 +49,17 @@ PAGE_SIZE = 25
 MAX_SEARCH = 200
 #: The attributes a user search looks in.
 USER_SEARCH = ("userName", "displayName", "name.formatted", "name.givenName",
-               "name.familyName", "emails.value")
+               "name.familyName", "emails.value", "title",
+               "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department")
+#: The Users table's sortable columns: ``?sort=`` value → SCIM sortBy.
+USER_SORTS = {"userName": "userName", "name": "displayName", "title": "title",
+              "department": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:"
+                            "department"}
 EXPIRY_CHOICES = {"": None, "30d": timedelta(days=30), "90d": timedelta(days=90),
                   "365d": timedelta(days=365)}
 GRACE_CHOICES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24),
                  "7d": timedelta(days=7)}
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 EVERYTHING = Projection()
 MEMBER_ROW = Projection(tuple(parse_attribute_list(
     "userName,displayName,name.formatted,name.givenName,name.familyName,emails,active")))
@@ -136,8 +143,9 @@ class Pager:
 
 
 def _search(ctx: Context, kind: str, flt: str | None, page: int, *, sort_by: str | None,
-            projection: Projection = EVERYTHING, size: int = PAGE_SIZE) -> tuple[Pager, list]:
-    q = query.Query(flt, (page - 1) * size + 1, size, projection, sort_by)
+            projection: Projection = EVERYTHING, size: int = PAGE_SIZE,
+            descending: bool = False) -> tuple[Pager, list]:
+    q = query.Query(flt, (page - 1) * size + 1, size, projection, sort_by, descending)
     result = query.search(ctx, kind, q)
     return Pager(page, size, int(result["totalResults"])), result["Resources"]
 
@@ -177,8 +185,9 @@ def unavailable(error: DirectoryUnavailable) -> Response:
     g.admin_broken = True
     log.warning("directory unavailable: %s", error)
     return _error_page(503, "Directory unavailable",
-                       "The directory did not answer. Try again in a moment; the "
-                       "Connector page's check shows what is wrong.")
+                       f"This page needs the directory, which does not answer: {error}. "
+                       "The Connector and Activity pages work meanwhile (they read the "
+                       "audit file).")
 
 
 @bp.errorhandler(DirectoryError)
@@ -197,7 +206,14 @@ def unexpected(error: Exception) -> Response:
 
 @bp.context_processor
 def page_globals() -> dict[str, Any]:
-    return {"signed_in": g.get("admin_user"), "fmt_time": fmt_time}
+    return {"signed_in": g.get("admin_user"), "fmt_time": fmt_time, "short_time": short_time}
+
+
+def short_time(value: datetime | None) -> str:
+    """``2026-01-31 14:05`` (UTC, said in the column's heading); ``-`` when absent."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def fmt_time(value: Any, seconds: bool = False) -> str:
@@ -261,28 +277,108 @@ def readiness(tenant: Tenant) -> list[Check]:
     return checks
 
 
-def _connector(tenant: Tenant, *, secret: str | None = None, secret_note: str = "",
-               checks: list[Check] | None = None, status: int = 200) -> Response:
-    store = _store()
-    now = store.clock()
-    tokens: list[TokenInfo] = store.tokens(tenant=tenant.name)
+@dataclass(frozen=True)
+class Health:
+    """What the Connector's health panel shows; read from the audit file and one
+    connection attempt, so it answers while the directory is down."""
+
+    directory_ok: bool
+    directory_error: str
+    last_contact: activity.Contact | None
+    auth_failure: activity.Record | None
+    audit_file: bool
+
+
+def directory_state() -> str | None:
+    """The directory's current problem in words (what to fix), or None when it answers."""
+    down = g.get("directory_down")
+    if down is not None:
+        return str(down) or type(down).__name__
+    try:
+        with _ext().pool.connection() as conn:
+            ldap_login.missing_entries(conn, [state().settings.LDAP_BASE_DN])
+    except DirectoryError as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def health(tenant_name: str | None = None) -> Health:
+    records = recent_records()
+    contacts = [c for c in activity.last_contacts(records, _now())
+                if tenant_name is None or c.tenant == tenant_name]
+    problem = directory_state()
+    return Health(problem is None, problem or "", contacts[0] if contacts else None,
+                  activity.last_auth_failure(records), state().audit is not None)
+
+
+#: Session keys of a secret shown once after a redirect (POST, redirect, GET).
+SHOWN = "shown_secret"
+
+
+def _show_once(tenant: Tenant, secret: str, note: str) -> ResponseReturnValue:
+    """Redirect to the Connector, which shows ``secret`` once: a reload does not resubmit
+    the form, and the secret leaves the (signed, HttpOnly) session as it is shown."""
+    session[SHOWN] = {"secret": secret, "note": note, "tenant": tenant.name}
+    return redirect(url_for("admin.connector", tenant=tenant.name), 303)
+
+
+def _connector(tenant: Tenant | None, name: str, *, checks: list[Check] | None = None,
+               status: int = 200) -> Response:
+    shown = session.pop(SHOWN, None)
+    if not isinstance(shown, dict) or shown.get("tenant") != name:
+        shown = {}
+    panel = health(name)
+    tokens: list[TokenInfo] = []
+    clients: list[TokenInfo] = []
+    tenants: list[Tenant] = []
+    unavailable = ""
+    now = datetime.now(UTC)
+    if tenant is not None:
+        try:
+            store = _store()
+            now = store.clock()
+            tokens = store.tokens(tenant=tenant.name)
+            clients = [c for c in store.clients() if c.tenant == tenant.name]
+            tenants = store.tenants()
+        except DirectoryError as exc:
+            g.admin_broken = True
+            unavailable = str(exc) or type(exc).__name__
+    else:
+        unavailable = panel.directory_error or "the directory did not answer"
     page = render_template(
-        "admin/connector.html", active="connector", tenant=tenant, tenants=store.tenants(),
-        endpoint=endpoint(), tokens=tokens, now=now, secret=secret, secret_note=secret_note,
-        checks=checks, expiry_choices=list(EXPIRY_CHOICES), grace_choices=list(GRACE_CHOICES),
-        static_token=bool(state().settings.SCIM_BEARER_TOKEN) and tenant.name == "default")
+        "admin/connector.html", active="connector", tenant=tenant or Tenant(name, "", ""),
+        tenants=tenants, endpoint=endpoint(), tokens=tokens, clients=clients, now=now,
+        secret=shown.get("secret"), secret_note=shown.get("note", ""), checks=checks,
+        health=panel, unavailable=unavailable, expiry_choices=list(EXPIRY_CHOICES),
+        grace_choices=list(GRACE_CHOICES),
+        static_token=bool(state().settings.SCIM_BEARER_TOKEN) and name == "default")
     return Response(page, status=status)
+
+
+def _connector_tenant() -> tuple[Tenant | None, str]:
+    """The Connector's tenant, or None (and its name) when the directory is down."""
+    name = request.values.get("tenant", "default") or "default"
+    if g.get("directory_down") is not None:
+        return None, name
+    try:
+        return _tenant(), name
+    except DirectoryError as exc:
+        g.directory_down = exc
+        g.admin_broken = True
+        return None, name
 
 
 @bp.get("/connector")
 def connector() -> ResponseReturnValue:
-    return _connector(_tenant())
+    tenant, name = _connector_tenant()
+    checks = readiness(tenant) if tenant is not None and request.args.get("check") else None
+    return _connector(tenant, name, checks=checks)
 
 
 @bp.post("/connector/check")
 def connector_check() -> ResponseReturnValue:
     tenant = _tenant()
-    return _connector(tenant, checks=readiness(tenant))
+    return redirect(url_for("admin.connector", tenant=tenant.name, check="1"), 303)
 
 
 def _audit_token(action: str, token_id: str, tenant: Tenant, status: int) -> None:
@@ -313,7 +409,7 @@ def token_create() -> ResponseReturnValue:
     log.info("admin %s created token %s (%s) for tenant %s", g.admin_user["dn"], key, name,
              tenant.name)
     _audit_token("create", key, tenant, 201)
-    return _connector(tenant, secret=token, secret_note=f"New token {name!r} ({key}).")
+    return _show_once(tenant, token, f"New token {name!r} ({key}).")
 
 
 @bp.post("/connector/tokens/<token_id>/rotate")
@@ -325,12 +421,14 @@ def token_rotate(token_id: str) -> ResponseReturnValue:
         key, token = store.rotate(token_id, grace)
     except KeyError:
         raise NotFound(f"There is no token {token_id!r}.") from None
+    except ValueError as exc:
+        flash(f"{exc}.", "error")
+        return redirect(url_for("admin.connector", tenant=tenant.name), 303)
     ends = store.clock() + grace
     log.info("admin %s rotated token %s into %s", g.admin_user["dn"], token_id, key)
     _audit_token("rotate", token_id, tenant, 201)
-    return _connector(tenant, secret=token,
-                      secret_note=f"Replacement for {token_id} (new id {key}). The old token "
-                                  f"keeps working until {fmt_time(ends)}.")
+    return _show_once(tenant, token, f"Replacement for {token_id} (new id {key}). The old "
+                                     f"token keeps working until {fmt_time(ends)}.")
 
 
 @bp.post("/connector/tokens/<token_id>/revoke")
@@ -372,12 +470,16 @@ def users_page() -> ResponseReturnValue:
     text = _search_text()
     status = request.args.get("status", "all")
     status = status if status in ("all", "active", "disabled") else "all"
+    sort = request.args.get("sort", "userName")
+    sort = sort if sort in USER_SORTS else "userName"
+    descending = request.args.get("order") == "desc"
     ctx = _context(tenant)
-    pager, found = _search(ctx, "User", user_filter(text, status), _page(), sort_by="userName")
+    pager, found = _search(ctx, "User", user_filter(text, status), _page(),
+                           sort_by=USER_SORTS[sort], descending=descending)
     rows = [user_row(u) for u in found]
     return render_template("admin/users.html", active="users", tenant=tenant,
                            tenants=_store().tenants(), q=text, status=status, pager=pager,
-                           users=rows)
+                           users=rows, sort=sort, descending=descending)
 
 
 def user_row(user: dict) -> dict:
@@ -386,6 +488,7 @@ def user_row(user: dict) -> dict:
     primary = next((e for e in emails if e.get("primary")), emails[0] if emails else {})
     name = user.get("name") or {}
     parts = " ".join(n for n in (name.get("givenName"), name.get("familyName")) if n)
+    enterprise = user.get(ENTERPRISE) or {}
     return {
         "id": user["id"],
         "userName": user.get("userName", ""),
@@ -393,25 +496,104 @@ def user_row(user: dict) -> dict:
         "email": primary.get("value", ""),
         "active": user.get("active") is not False,
         "groups": user.get("groups") or [],
+        "title": user.get("title", ""),
+        "department": enterprise.get("department", ""),
+        "manager": enterprise.get("manager") or None,
     }
+
+
+#: Labels of the attributes a user page shows (path as ``flatten`` writes it).
+LABELS = {
+    "userName": "User name", "displayName": "Display name", "nickName": "Nickname",
+    "name.formatted": "Full name", "name.givenName": "Given name",
+    "name.familyName": "Family name", "name.middleName": "Middle name",
+    "name.honorificPrefix": "Prefix", "name.honorificSuffix": "Suffix",
+    "title": "Job title", "userType": "User type", "preferredLanguage": "Language",
+    "locale": "Locale", "timezone": "Time zone", "active": "Active",
+    "externalId": "External id (Entra objectId)", "profileUrl": "Profile URL",
+    "enterprise.employeeNumber": "Employee number", "enterprise.costCenter": "Cost center",
+    "enterprise.organization": "Organization", "enterprise.division": "Division",
+    "enterprise.department": "Department",
+}
+#: What an MDM reading LDAP sees of a user besides the mapped attributes.
+MDM_ATTRIBUTES = ["memberOf", "pwdAccountLockedTime", "scimActive", "objectClass"]
+#: A user page lists this many direct reports at most.
+REPORTS_SHOWN = 50
+
+
+def manager_filter(user_id: str) -> str:
+    return f"{ENTERPRISE}:manager.value eq {literal(user_id)}"
+
+
+def _no_tenant_given() -> bool:
+    return "tenant" not in request.values
+
+
+def _find_anywhere(kind: str, scim_id: str) -> str | None:
+    """The tenant of the resource ``scim_id`` when the URL names none (an old link, a
+    pasted id): the default tenant first, then the others."""
+    store = _store()
+    finder = users.find if kind == "User" else groups.find
+    for tenant in store.tenants():
+        try:
+            finder(_context(tenant), scim_id)
+        except ScimError:
+            continue
+        return tenant.name
+    return None
 
 
 @bp.get("/users/<scim_id>")
 def user_page(scim_id: str) -> ResponseReturnValue:
+    if _no_tenant_given():
+        found = _find_anywhere("User", scim_id)
+        if found is None:
+            raise NotFound(f"There is no user {scim_id!r} in any tenant.")
+        return redirect(url_for("admin.user_page", scim_id=scim_id, tenant=found))
     tenant = _tenant()
     ctx = _context(tenant)
     with directory_errors(ctx.options.retry_after):
         entry = users.find(ctx, scim_id)
         resource = users.render(ctx, entry, users.reference_index(ctx, [entry], True))
-    return render_template("admin/user.html", active="users", tenant=tenant,
-                           tenants=_store().tenants(), user=user_row(resource),
-                           resource=resource, dn=entry.dn, attributes=flatten(resource),
-                           raw=json.dumps(resource, indent=2, ensure_ascii=False))
+        mdm = ctx.repo.read(entry.dn, MDM_ATTRIBUTES)
+    _, reports = _search(ctx, "User", manager_filter(scim_id), 1, sort_by="userName",
+                         projection=MEMBER_ROW, size=REPORTS_SHOWN)
+    manager = (resource.get(ENTERPRISE) or {}).get("manager") or None
+    events = history(scim_id)
+    disabled = next((e for e in events or [] if e.change == "disable" and not e.failed), None)
+    lock = mdm.first("pwdAccountLockedTime") if mdm else None
+    return render_template(
+        "admin/user.html", active="users", tenant=tenant, tenants=_store().tenants(),
+        user=user_row(resource), resource=resource, dn=entry.dn,
+        attributes=labelled(flatten(resource)), manager=manager,
+        reports=[user_row(r) for r in reports], member_of=sorted(
+            str(v) for v in (mdm.values("memberOf") if mdm else [])),
+        locked=lock is not None, lock_time=str(lock) if lock else "",
+        ldap_active=str(mdm.first("scimActive")) if mdm and mdm.first("scimActive") else "",
+        disabled=disabled, events=events,
+        raw=json.dumps(resource, indent=2, ensure_ascii=False))
+
+
+def labelled(rows: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(label, path, value): a person's word for each attribute, its SCIM path kept for
+    the tooltip; the manager is shown apart (as a link)."""
+    out = []
+    for path, value in rows:
+        if path.startswith("enterprise.manager"):
+            continue
+        label = LABELS.get(path)
+        if label is None:
+            head, _, rest = path.partition("[")
+            base = LABELS.get(head, head)
+            label = f"{base} ({rest.rstrip(']').replace('].', ', ')})" if rest else base
+        out.append((label, path, value))
+    return out
 
 
 def flatten(resource: dict) -> list[tuple[str, str]]:
     """SCIM attributes as (path, value) rows; ``schemas``, ``id``, ``meta`` and
-    ``groups`` are shown elsewhere on the page."""
+    ``groups`` are shown elsewhere on the page. An extension's attributes are prefixed
+    with its short name (``enterprise.department``)."""
     rows: list[tuple[str, str]] = []
 
     def walk(value: Any, path: str) -> None:
@@ -419,7 +601,9 @@ def flatten(resource: dict) -> list[tuple[str, str]]:
             for key, inner in value.items():
                 if key == "$ref":
                     continue
-                short = key.rsplit(":", 2)[-2].lower() if key.startswith("urn:") else key
+                parts = key.split(":")
+                short = parts[-3].lower() if key.startswith("urn:") and len(parts) > 3 \
+                    else key
                 walk(inner, f"{path}.{short}" if path else short)
         elif isinstance(value, list):
             for item in value:
@@ -464,6 +648,11 @@ def groups_page() -> ResponseReturnValue:
 
 @bp.get("/groups/<scim_id>")
 def group_page(scim_id: str) -> ResponseReturnValue:
+    if _no_tenant_given():
+        found = _find_anywhere("Group", scim_id)
+        if found is None:
+            raise NotFound(f"There is no group {scim_id!r} in any tenant.")
+        return redirect(url_for("admin.group_page", scim_id=scim_id, tenant=found))
     tenant = _tenant()
     ctx = _context(tenant)
     with directory_errors(ctx.options.retry_after):
@@ -473,27 +662,83 @@ def group_page(scim_id: str) -> ResponseReturnValue:
                              projection=MEMBER_ROW)
     return render_template("admin/group.html", active="groups", tenant=tenant,
                            tenants=_store().tenants(), group=resource, dn=entry.dn,
-                           pager=pager, members=[user_row(m) for m in members])
+                           pager=pager, members=[user_row(m) for m in members],
+                           events=history(scim_id))
 
 
 # --- Activity ----------------------------------------------------------------------------
 
 
-@bp.get("/activity")
-def activity_page() -> ResponseReturnValue:
-    result = request.args.get("result", "all")
-    result = result if result in ("all", "failure", "success") else "all"
-    order = "failures" if request.args.get("order") == "failures" else "newest"
+def _now() -> datetime:
+    return datetime.fromtimestamp(state().clock(), UTC)
+
+
+def recent_records() -> list[activity.Record]:
+    """The newest ``READ_LIMIT`` records of the trail (none without a file)."""
     reader = state().audit
     if reader is None:
+        return []
+    return [activity.normalise(r) for r in reader(activity.READ_LIMIT, None)]
+
+
+def _activity_tenant() -> Tenant | None:
+    """The dashboard's tenant for the navigation, from ``?tenant=`` without the
+    directory (Activity must work while it is down)."""
+    name = request.args.get("tenant", "")
+    if not name or name == "*":
+        return None
+    return Tenant(name, "", "")
+
+
+@bp.get("/activity")
+def activity_page() -> ResponseReturnValue:
+    filters = activity.Filters.from_args(request.args)
+    reader = state().audit
+    tenant = _activity_tenant()
+    if reader is None:
         return render_template("admin/activity.html", active="activity", configured=False,
-                               result=result, order=order)
-    now = datetime.fromtimestamp(state().clock(), UTC)
-    day = [activity.normalise(r) for r in reader(activity.READ_LIMIT, None)]
-    rows = activity.table(reader, result, order)
-    return render_template("admin/activity.html", active="activity", configured=True,
-                           result=result, order=order, rows=rows,
-                           chart=activity.hourly_chart(day, now),
-                           summary=activity.summary(day, now),
-                           truncated=len(day) >= activity.READ_LIMIT,
-                           read_limit=activity.READ_LIMIT)
+                               filters=filters, tenant=tenant)
+    now = _now()
+    day = recent_records()
+    names = activity.known_names(day)
+    page = activity.table(reader, filters, _page(), now, names)
+    found = activity.cycles(day, now)
+    reasons, reasons_height = activity.failure_reasons(day, now)
+    return render_template(
+        "admin/activity.html", active="activity", configured=True, filters=filters,
+        tenant=tenant, page=page, rows=page.rows, chart=activity.hourly_chart(day, now),
+        summary=activity.summary(day, now), truncated=len(day) >= activity.READ_LIMIT,
+        read_limit=activity.READ_LIMIT, cycles=found[:activity.CYCLES_SHOWN],
+        cycle_chart=activity.cycle_chart(found), kinds=activity.KINDS,
+        kind_colours=activity.KIND_COLOURS, reasons=reasons, reasons_height=reasons_height,
+        contacts=activity.last_contacts(day, now),
+        auth_failure=activity.last_auth_failure(day),
+        tenants=sorted({r.tenant for r in day if r.tenant}),
+        ranges=list(activity.RANGES), resources=activity.RESOURCES,
+        operations=activity.OPERATIONS, unchecked=g.get("membership_unchecked", False),
+        activity_link=lambda **changes: url_for("admin.activity_page",
+                                                **filters.args(**changes)))
+
+
+@bp.get("/activity.csv")
+def activity_csv() -> ResponseReturnValue:
+    """The filtered records as CSV (at most ``EXPORT_LIMIT``), for a spreadsheet."""
+    reader = state().audit
+    if reader is None:
+        raise NotFound("The audit trail goes to standard output: set AUDIT_LOG to a file.")
+    filters = activity.Filters.from_args(request.args)
+    names = activity.known_names(recent_records())
+    body = activity.export_csv(reader, filters, _now(), names)
+    stamp = _now().strftime("%Y%m%d-%H%M%S")
+    return Response(body, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="scim-activity-{stamp}.csv"'})
+
+
+def history(scim_id: str, limit: int = 50) -> list[activity.Record] | None:
+    """The audit records of one resource, newest first (None without an audit file)."""
+    reader = state().audit
+    if reader is None:
+        return None
+    filters = activity.Filters(resource_id=scim_id)
+    return [activity.normalise(r) for r in reader(limit, None, where=filters.matches,
+                                                    contains=scim_id)]

@@ -385,12 +385,22 @@ def test_group_changes_and_failures_are_audited(api, audit_file):
     assert records[3]["result"] == "failure" and records[3]["resource_id"] is None
 
 
-def test_reads_searches_and_unauthenticated_requests_are_not_audited(web, api, audit_file):
+def test_reads_and_searches_are_one_contact_and_a_refused_change_is_no_change(
+        web, api, audit_file):
+    """Reads change nothing: they only mark the token's last contact (once a minute);
+    an unauthenticated POST is a failed authentication, not a change, and records
+    neither the token it sent nor its body."""
     api.get("/Users")
     api.post("/Users/.search", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]})
     web.post("/scim/v2/Users", json=entra.minimal_user("nobody@example.org"),
              headers={"Authorization": "Bearer wrong"})
-    assert not audit_file.exists() or audit_file.read_text() == ""
+    contact, refused = _audit(audit_file)
+    assert (contact["operation"], contact["token"], contact["path"]) == (
+        "contact", "static", "/scim/v2/Users")
+    assert (refused["operation"], refused["status"], refused["client"]) == (
+        "authenticate", 401, "127.0.0.1")
+    assert "nobody@example.org" not in audit_file.read_text()
+    assert "wrong" not in audit_file.read_text()  # the token it sent
 
 
 def test_read_audit_filters_newest_first(tmp_path):
@@ -476,3 +486,27 @@ def test_concurrent_writers_lose_nothing_and_never_interleave(tmp_path):
     assert len(records) == 2000
     assert {(r["worker"], r["n"]) for r in records} == {(w, i) for w in range(4)
                                                         for i in range(500)}
+
+
+def test_the_placeholder_probe_is_counted_apart_from_ldap_errors(web, api):
+    """Entra creates every group empty; its first member makes the bridge's conditional
+    modify "(!(member=placeholder))" miss, as designed. That miss must not look like an
+    LDAP error to an alert on scim_ldap_operations_total{result!="success"}."""
+    user = api.post("/Users", entra.minimal_user("probe@example.org")).json
+    group = api.post("/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                 "displayName": "Probed"}).json
+    before = _samples(web)
+    assert api.patch(f"/Groups/{group['id']}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Add", "path": "members",
+                        "value": [{"value": user["id"]}]}]}).status_code in (200, 204)
+    after = _samples(web)
+
+    def moved(result: str) -> float:
+        return _value(after, "scim_ldap_operations_total", operation="modify",
+                      result=result) - _value(before, "scim_ldap_operations_total",
+                                              operation="modify", result=result)
+
+    assert moved("ConditionNotMet") == 1
+    assert moved("AssertionFailed") == 0
+    assert moved("success") == 1

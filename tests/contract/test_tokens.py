@@ -276,3 +276,43 @@ def test_no_secret_ever_reaches_the_logs(app, cli, caplog, slapd):
                "Sup3r-Secret!", "An0ther-Secret!", slapd.env["LDAP_BIND_PASSWORD"]]
     for needle in needles:
         assert needle not in text
+
+
+def test_cli_changes_are_audited_and_a_rotated_token_is_not_rotated_again(
+        slapd, ldap, base_dn, tmp_path):
+    import getpass
+    import json
+
+    trail = tmp_path / "audit.jsonl"
+    wipe_registry(ldap, base_dn)
+    app = build_app(slapd, static=True, AUDIT_LOG=str(trail))
+    try:
+        cli = Cli(app)
+        cli("tenant", "create", "auditco")
+        old = cli.token("--name", "audited", "--tenant", "auditco")
+        out = cli("token", "rotate", token_id(old))
+        new = re.search(r"Bearer token \(Secret Token\): (\S+)", out)[1]
+        refused = cli.fails("token", "rotate", token_id(old))
+        assert f"token {token_id(old)} was already rotated" in refused
+        assert "rotate its replacement" in refused
+        assert len([line for line in cli("token", "list").splitlines()
+                    if "audited" in line]) == 2  # no third token was made
+        client_id, secret = cli.client("--name", "audited-client")
+        cli("client", "revoke", client_id)
+        cli("token", "revoke", token_id(new))
+        records = [json.loads(line) for line in trail.read_text().splitlines()]
+        assert [(r["operation"], r["resource"], r["resource_id"], r["tenant"], r["status"])
+                for r in records] == [
+            ("create", "Tenant", "auditco", "auditco", 201),
+            ("create", "Token", token_id(old), "auditco", 201),
+            ("rotate", "Token", token_id(old), "auditco", 201),
+            ("rotate", "Token", token_id(old), "auditco", 409),
+            ("create", "Client", client_id, "default", 201),
+            ("revoke", "Client", client_id, "default", 204),
+            ("revoke", "Token", token_id(new), "auditco", 204)]
+        assert {r["token"] for r in records} == {f"cli:{getpass.getuser()}"}
+        text = trail.read_text()
+        assert all(token_secret(t) not in text for t in (old, new)) and secret not in text
+    finally:
+        app.extensions["scim_bridge"].pool.close()
+        wipe_registry(ldap, base_dn)

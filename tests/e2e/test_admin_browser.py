@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,3 +279,200 @@ def test_an_admin_runs_the_directory_check_and_repairs(served, driver, ldap, bas
     page.shot("10-directory-check-repaired")
     ldap.search(group_dn, "(objectClass=*)", "BASE", attributes=["member"])
     assert [str(v) for v in ldap.response[0]["attributes"]["member"]] == [f"uid=ada,{people}"]
+
+
+# --- every page at two widths, the directory down, what an operator acts on --------------
+
+WIDTHS = (1280, 390)  # a laptop and a phone
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def _sized_shot(page: Page, name: str, width: int) -> Path:
+    """A screenshot of the whole page at ``width`` CSS pixels."""
+    page.d.set_window_size(width, 900)
+    height = page.d.execute_script("return document.documentElement.scrollHeight")
+    page.d.set_window_size(width, max(900, min(int(height) + 140, 6000)))
+    path = SHOTS / f"{name}-{width}.png"
+    page.d.save_screenshot(str(path))
+    page.d.set_window_size(width, 900)
+    return path
+
+
+def _inner_width(page: Page) -> int:
+    return int(page.d.execute_script("return document.documentElement.clientWidth"))
+
+
+def _overflows(page: Page) -> bool:
+    """Whether the page scrolls sideways (something wider than the window)."""
+    return bool(page.d.execute_script(
+        "return document.documentElement.scrollWidth > document.documentElement.clientWidth"))
+
+
+def _too_wide(page: Page) -> list[str]:
+    """The outermost elements that stick out of the window (for the failure message)."""
+    return page.d.execute_script("""
+        const width = document.documentElement.clientWidth, out = [];
+        for (const el of document.body.querySelectorAll('*')) {
+          if (el.getBoundingClientRect().right > width + 1 &&
+              !(el.parentElement && el.parentElement.getBoundingClientRect().right > width + 1))
+            out.push(el.tagName + '.' + el.className + '#' + el.id);
+        }
+        return out.slice(0, 5);""")
+
+
+def _buttons_visible(page: Page, css: str) -> list[dict[str, float]]:
+    """Each matching button's box, and whether it lies inside the window and inside
+    every scrolling container (not behind a horizontal scroll)."""
+    return page.d.execute_script("""
+        const out = [];
+        for (const el of document.querySelectorAll(arguments[0])) {
+          const r = el.getBoundingClientRect();
+          let inside = r.left >= 0 && r.right <= document.documentElement.clientWidth;
+          for (let p = el.parentElement; p; p = p.parentElement) {
+            const box = p.getBoundingClientRect();
+            if (p.scrollWidth > p.clientWidth + 1 && getComputedStyle(p).overflowX !== 'visible'
+                && (r.right > box.right + 1 || r.left < box.left - 1)) inside = false;
+          }
+          out.push({right: r.right, inside: inside});
+        }
+        return out;""", css)
+
+
+def _scim_failing(root: str, token: str, path: str, body: dict) -> dict:
+    try:
+        scim(root, token, "POST", path, body)
+    except urllib.error.HTTPError as exc:
+        return json.loads(exc.read())
+    raise AssertionError("the request was expected to fail")
+
+
+def test_every_page_at_two_widths_with_failures_and_the_directory_down(served, driver, slapd):
+    root, app = served
+    page = Page(driver, root)
+    page.open("/admin/login")
+    page.type("#username", ADMIN_LOGIN)
+    page.type("#password", ADMIN_PASSWORD)
+    page.click("#sign-in")
+    page.open("/admin/connector")
+    for name in ("entra-production-connector", "entra-staging"):
+        page.type("#token-name", name)
+        page.click("#create-token button[type=submit]")
+    token = page.find("#token-value").get_attribute("value")
+    old_id = page.find("#tokens tbody tr td.mono").text  # the first listed token
+    page.open("/admin/connector")
+    rotate = next(b for b in page.all("#tokens form.inline") if old_id in
+                  b.get_attribute("action") and "rotate" in b.get_attribute("action"))
+    rotate.find_element(page.by.CSS_SELECTOR, "button").click()
+    page.d.switch_to.alert.accept()
+    page.wait.until(lambda d: page.all("#token-value"))
+
+    boss = scim(root, token, "POST", "/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "userName": "ada.lovelace@example.org", "displayName": "Ada Lovelace",
+        "title": "Chief Analyst", ENTERPRISE: {"department": "Analytical Engines"}})
+    worker = scim(root, token, "POST", "/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+        "userName": "charles.babbage@example.org", "displayName": "Charles Babbage",
+        "title": "Engineer", "emails": [{"type": "work", "value": "cb@example.org",
+                                         "primary": True}],
+        ENTERPRISE: {"department": "Difference Engines", "employeeNumber": "1791",
+                     "manager": {"value": boss["id"]}}})
+    group = scim(root, token, "POST", "/Groups", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Engine Builders", "members": [{"value": worker["id"]}]})
+    duplicate = _scim_failing(root, token, "/Users", {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ada.lovelace@example.org"})
+    assert duplicate["scimType"] == "uniqueness"
+    scim(root, token, "PATCH", f"/Users/{worker['id']}", {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]})
+    try:
+        scim(root, "wrong-token", "GET", "/Users")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401
+
+    pages = {
+        "connector": "/admin/connector",
+        "users": "/admin/users",
+        "user": f"/admin/users/{worker['id']}?tenant=default",
+        "groups": "/admin/groups",
+        "group": f"/admin/groups/{group['id']}?tenant=default",
+        "activity": "/admin/activity",
+        "activity-failures": "/admin/activity?result=failure",
+    }
+    for width in (*WIDTHS, 1920):
+        page.d.set_window_size(width, 900)
+        for name, path in pages.items():
+            if width == 1920 and name != "connector":
+                continue
+            page.open(path)
+            page.find("h1")
+            assert not _overflows(page), f"{name} scrolls sideways at {width} px: " \
+                f"{_too_wide(page)}"
+            _sized_shot(page, f"10-{name}", width)
+        if width == 390:
+            continue
+        page.open("/admin/connector")
+        boxes = _buttons_visible(page, "#tokens button")
+        assert boxes and all(b["inside"] for b in boxes), (width, boxes)
+        labels = [b.text for b in page.all("#tokens button")]
+        # the rotated token offers no Rotate; its replacement and the other token do
+        assert labels.count("Rotate") == 2 and labels.count("Revoke") == 3
+
+    # what an operator acts on: the failed create, by name, with scimType and detail
+    page.d.set_window_size(1280, 900)
+    page.open("/admin/activity?result=failure")
+    row = next(r for r in page.all("#activity tbody tr") if "uniqueness" in r.text)
+    assert "ada.lovelace@example.org" in row.text and "409" in row.text
+    assert duplicate["detail"] in row.text
+    contacts = page.find("#contacts").text
+    assert "entra-staging" in contacts
+    assert "127.0.0.1" in page.find("#last-auth-failure").text
+    # the user page: labels, manager link, what the MDM reads, its history
+    page.open(f"/admin/users/{worker['id']}?tenant=default")
+    assert "Department" in page.find("#attributes").text
+    assert "2.0." not in page.text()
+    assert "Ada Lovelace" in page.find("#user-manager").text
+    assert "pwdAccountLockedTime" in page.find("#user-lock").text
+    assert "entra-staging" in page.find("#user-disabled").text
+    assert len(page.all("#user-history tbody tr")) == 2
+    page.link("Ada Lovelace")
+    assert "Charles Babbage" in page.find("#reports").text
+
+    # the directory goes away: Activity and the Connector's health still answer
+    dead = create_app(load_settings({
+        **slapd.env,
+        "LDAP_URL": f"ldap://127.0.0.1:{free_port()}", "LDAP_CONNECT_TIMEOUT": "0.3",
+        "ADMIN_SECRET_KEY": app.secret_key, "ADMIN_COOKIE_SECURE": "false",
+        "AUDIT_LOG": app.extensions["scim_observability"].audit.path,
+        "SCIM_PUBLIC_URL": root}))
+    port = free_port()
+    server = make_server("127.0.0.1", port, dead, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cookie = driver.get_cookie("scim_admin")
+        down = Page(driver, f"http://127.0.0.1:{port}")
+        down.open("/admin/login")
+        driver.add_cookie({"name": "scim_admin", "value": cookie["value"], "path": "/admin"})
+        for width in WIDTHS:
+            driver.set_window_size(width, 900)
+            down.open("/admin/activity?tenant=*")
+            assert "does not answer" in down.find("#directory-down").text
+            assert "uniqueness" in down.find("#activity").text
+            _sized_shot(down, "11-directory-down-activity", width)
+            down.open("/admin/connector")
+            health = down.find("#health-directory").text
+            assert "nothing answered at ldap://127.0.0.1:" in health and "LDAP_URL" in health
+            assert "entra-staging" in down.find("#health-contact").text
+            _sized_shot(down, "11-directory-down-connector", width)
+            down.open("/admin/users")
+            assert down.heading() == "Directory unavailable (503)"
+            assert "nothing answered at" in down.text()
+            _sized_shot(down, "11-directory-down-users", width)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+        dead.extensions["scim_bridge"].pool.close()

@@ -38,6 +38,10 @@ def test_defaults_then_file_then_environment(tmp_path):
         ({"LDAP_CA_FILE": "/no/such/ca.pem"}, "LDAP_CA_FILE: no such file"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL: expected one of"),
         ({"LDAP_URL": "ldaps://h", "LDAP_START_TLS": "true"}, "LDAP_START_TLS: cannot"),
+        ({"SCIM_PUBLIC_URL": "https://scim.example.com/scim/v2"},
+         "SCIM_PUBLIC_URL: give the service's base URL without /scim/v2"),
+        ({"SCIM_PUBLIC_URL": "scim.example.com"}, "SCIM_PUBLIC_URL: expected an http://"),
+        ({"SCIM_PUBLIC_URL": "https://x.example/?a=1"}, "SCIM_PUBLIC_URL: expected a URL"),
     ],
 )
 def test_bad_values_name_the_setting(env, message):
@@ -45,6 +49,20 @@ def test_bad_values_name_the_setting(env, message):
         load_settings(env)
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("env", "url"), [
+    ({"BIND": "127.0.0.1:8011"}, "http://127.0.0.1:8011"),
+    ({"BIND": "0.0.0.0:8443"}, "http://127.0.0.1:8443"),
+    ({"BIND": "[::1]:9000"}, "http://[::1]:9000"),
+    ({"PORT": "5000"}, "http://127.0.0.1:5000"),
+    ({"BIND": "unix:/run/scim.sock"}, "http://127.0.0.1:8000"),
+    ({}, "http://127.0.0.1:8000"),
+    ({"BIND": "127.0.0.1:8011", "SCIM_PUBLIC_URL": "https://scim.example.com/"},
+     "https://scim.example.com"),
+])
+def test_the_public_url_follows_bind_unless_it_is_set(env, url):
+    assert load_settings(env).SCIM_PUBLIC_URL == url
 
 
 def test_unknown_key_in_file_is_refused(tmp_path):
