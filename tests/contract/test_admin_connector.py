@@ -54,5 +54,5 @@ def test_the_selected_tenant_is_kept_across_pages(app):
         page = text(admin.get(path))
         nav = page[page.index('class="nav"'):page.index("</nav>")]
         links = re.findall(r'href="([^"]+)"', nav)
-        assert len(links) == 4 and all(link.endswith("tenant=keptco") for link in links), \
+        assert len(links) == 5 and all(link.endswith("tenant=keptco") for link in links), \
             (path, links)

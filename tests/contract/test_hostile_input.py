@@ -71,8 +71,16 @@ def error(response: Any, status: int, scim_type: str | None, *words: str) -> dic
     return body
 
 
+#: Audit records that are not a request's own record (a token's first use in a minute).
+NOT_REQUESTS = {"contact", "authenticate"}
+
+
+def requests_audited(path: Path) -> list[dict]:
+    return [r for r in read_audit(path, 1000) if r.get("operation") not in NOT_REQUESTS]
+
+
 def audited(path: Path, method: str, status: int) -> list[dict]:
-    return [r for r in read_audit(path, 1000) if r["method"] == method and r["status"] == status]
+    return [r for r in requests_audited(path) if r["method"] == method and r["status"] == status]
 
 
 def writes(ids: dict[str, str]) -> list[tuple[str, str]]:
@@ -162,7 +170,7 @@ def test_lone_surrogate_is_400_invalid_value_naming_the_attribute(
         error(raw(scim, "post", path, body.replace("PLACE", "x\\ud800")), 400,
               "invalidValue", "filter", "surrogate")
     assert tree(ldap, base_dn) == before
-    records = [r for r in read_audit(audit_path, 1000) if r["status"] == 400]
+    records = [r for r in requests_audited(audit_path) if r["status"] == 400]
     assert len(records) == len(bodies)  # every write, audited (the searches are reads)
     assert all(r["result"] == "failure" for r in records)
 
@@ -250,7 +258,7 @@ def test_huge_integers_in_bodies_are_400_audited_and_write_nothing(scim, ldap, b
             r = raw(scim, method, path, body.replace("NUM", number))
             error(r, 400, "invalidValue", "displayName", "string")
     assert tree(ldap, base_dn) == before
-    records = [r for r in read_audit(audit_path, 1000) if r["status"] == 400]
+    records = [r for r in requests_audited(audit_path) if r["status"] == 400]
     assert len(records) == 16 and {r["method"] for r in records} == {"POST", "PUT", "PATCH"}
     body = {"schemas": [SEARCH], "startIndex": int(digits[:4000]), "count": 10**400}
     r = scim.post("/Users/.search", body)
