@@ -40,9 +40,11 @@ from ldap3 import MODIFY_ADD, MODIFY_DELETE, MODIFY_REPLACE, SUBTREE
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
+from directory import references
 from directory.dn import normalise_dn
 from directory.errors import (
     AssertionFailed,
+    DirectoryError,
     EntryExists,
     NoSuchAttribute,
     NoSuchEntry,
@@ -78,6 +80,7 @@ PRIMARY_WITHOUT_VALUE = "primary-without-value"
 NAMING_VALUES = "naming-values"
 NAME_COLLISION = "name-collision"
 NOT_SCIM_RESOURCE = "not-scim-resource"
+UNFINISHED_RENAME = "unfinished-rename"
 
 #: Kind → what it means (the table's legend, the docs and the dashboard show it).
 KINDS: dict[str, str] = {
@@ -96,11 +99,13 @@ KINDS: dict[str, str] = {
     NAMING_VALUES: "the naming attribute (uid/cn) is not just the RDN's one value",
     NAME_COLLISION: "a userName or displayName that the server matches to another entry",
     NOT_SCIM_RESOURCE: "an entry under People/Groups without objectClass scimResource",
+    UNFINISHED_RENAME: "a rename a crash cut short (scimRenamedFrom): references may "
+                       "still name the former DN",
 }
 #: What ``repair`` fixes; everything else is reported only.
 REPAIRABLE = frozenset({DANGLING_MEMBER, PLACEHOLDER_BESIDE_MEMBERS, EMPTY_GROUP,
                         DANGLING_MANAGER, PLACEHOLDER_MANAGER, DISABLED_NOT_LOCKED,
-                        LOCKED_NOT_DISABLED})
+                        LOCKED_NOT_DISABLED, UNFINISHED_RENAME})
 
 
 @dataclass
@@ -158,6 +163,13 @@ class Fix:
         return asdict(self)
 
 
+def _unfinished(entry: Entry, out: Scan) -> None:
+    former = references.unfinished(entry)
+    if former:
+        out.add(Finding(UNFINISHED_RENAME, entry.dn, f"{references.MARK}: " + ", ".join(former),
+                        former[:SAMPLE], len(former)))
+
+
 def _classes(entry: Entry) -> set[str]:
     return {str(c).lower() for c in entry.values("objectClass")}
 
@@ -202,7 +214,7 @@ class Checker:
                 self._person(entry, out, prone, managers)
             self._check_managers(managers, out)
         for page in self._pages(self.repo.tenant.groups_dn,
-                                ["objectClass", self.group_rdn, "entryCSN"]):
+                                ["objectClass", self.group_rdn, "entryCSN", references.MARK]):
             for entry in page:
                 self._group_entry(entry, out, prone)
         self._collisions(prone, out)
@@ -210,7 +222,7 @@ class Checker:
 
     def _user_attributes(self) -> list[str]:
         names = [*self.mapping.user.ldap_attributes, "objectClass", "pwdAccountLockedTime",
-                 "entryUUID", "entryCSN", *self.references]
+                 "entryUUID", "entryCSN", references.MARK, *self.references]
         return [*dict.fromkeys(names)]
 
     def _pages(self, base: str, attributes: list[str]) -> Iterator[list[Entry]]:
@@ -239,6 +251,7 @@ class Checker:
             out.others += 1
             return
         out.users += 1
+        _unfinished(entry, out)
         self._naming(entry, self.user_rdn, self.people, USER_CLASS, out, prone)
         for attr in self.references:
             for value in (str(v) for v in entry.values(attr)):
@@ -310,6 +323,7 @@ class Checker:
             out.others += 1
             return
         out.groups += 1
+        _unfinished(entry, out)
         self._naming(entry, self.group_rdn, self.groups, GROUP_CLASS, out, prone)
         state = self.group_state(entry.dn)
         if state is None:
@@ -395,10 +409,14 @@ class Checker:
         every outcome as it happens (the audit trail)."""
         fixes: list[Fix] = []
         groups_done: set[str] = set()
-        for finding in findings:
+        # renames first: their former DNs' values are moved, not removed as dangling
+        ordered = sorted(findings, key=lambda f: f.kind != UNFINISHED_RENAME)
+        for finding in ordered:
             if not finding.repairable:
                 continue
-            if finding.kind in (DANGLING_MEMBER, PLACEHOLDER_BESIDE_MEMBERS, EMPTY_GROUP):
+            if finding.kind == UNFINISHED_RENAME:
+                results = [self._finish_rename(finding)]
+            elif finding.kind in (DANGLING_MEMBER, PLACEHOLDER_BESIDE_MEMBERS, EMPTY_GROUP):
                 key = normalise_dn(finding.dn)
                 if key in groups_done:
                     continue  # one group's findings are repaired together, in order
@@ -450,6 +468,24 @@ class Checker:
             else:
                 fixes.append(Fix(kind, dn, "skipped", "the group kept changing; run again"))
         return fixes
+
+    def _finish_rename(self, finding: Finding) -> Fix:
+        """Move the references of the recorded former DNs to the entry's DN and drop the
+        record (:func:`directory.references.finish`: what the next SCIM write to the
+        entry would do; a former DN another entry has taken since is left alone)."""
+        entry = self.repo.read(finding.dn, ["entryUUID", "objectClass", references.MARK])
+        if entry is None:
+            return Fix(finding.kind, finding.dn, "skipped", "the entry no longer exists")
+        former = references.unfinished(entry)
+        if not former:
+            return Fix(finding.kind, finding.dn, "skipped", "nothing left to repair")
+        try:
+            references.finish(self.repo, entry)
+        except DirectoryError as exc:
+            return Fix(finding.kind, finding.dn, "failed", f"finishing the rename: {exc}")
+        return Fix(finding.kind, finding.dn, "fixed",
+                   "moved the references of " + ", ".join(former) + " and dropped the record",
+                   [references.MARK])
 
     def _repair_user(self, finding: Finding, attempts: int = 5) -> Fix:
         dn = finding.dn

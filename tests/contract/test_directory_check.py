@@ -448,3 +448,29 @@ def test_dangling_values_are_found_exactly_across_batches(ldap, base_dn, checked
     assert finding["count"] == 7
     assert sorted(finding["values"]) == sorted(ghosts)
     assert json.loads(out)["tenants"][0]["scanned"]["member_values"] == 450
+
+
+def test_a_rename_a_crash_cut_short_is_finished_not_removed(scim, ldap, base_dn,
+                                                            checked_app, trail):
+    """An entry still carrying scimRenamedFrom (the modDN done, the references not all
+    moved: a crash in between) has its references re-pointed by --repair, before any
+    dangling value of the former DN could be removed."""
+    people = f"ou=People,{base_dn}"
+    alice, hank = user(scim, "alice"), user(scim, "hank")
+    old = f"uid=hank-before,{people}"
+    modify(ldap, hank, {"scimRenamedFrom": [(MODIFY_ADD, [old])]})
+    team = group(scim, "pending-rename", uid_of(ldap, alice))
+    modify(ldap, team, {"member": [(MODIFY_ADD, [old])]})  # a value the move never reached
+    code, out = check(checked_app, "--json")
+    assert code == 1, out
+    kinds = {f["kind"] for t in json.loads(out)["tenants"] for f in t["findings"]}
+    assert {"unfinished-rename", "dangling-member"} <= kinds, kinds
+    code, out = check(checked_app, "--repair")
+    assert code == 1, out
+    assert members(ldap, team) == {alice.lower(), hank.lower()}  # moved, not removed
+    assert "scimrenamedfrom" not in read(ldap, hank, "scimRenamedFrom")
+    assert ("unfinished-rename", hank.lower()) in {
+        (r["drift"], r["resource_id"].lower()) for r in audit_repairs(trail)
+        if r["result"] == "success"}
+    code, out = check(checked_app)
+    assert code == 0, out
