@@ -173,11 +173,20 @@ class Settings:
             "Empty: standard output."
         ),
     )
+    ADMIN_BASE_DN: str = field(
+        default="",
+        metadata=_doc(
+            "Where the admin dashboard's accounts live (`flask --app app admin create`); "
+            "sign-in looks only here. Empty: `ou=Admins,ou=Service,<LDAP_BASE_DN>`. Must lie "
+            "outside every tenant's `ou=People` and `ou=Groups`."
+        ),
+    )
     ADMIN_GROUP_DN: str = field(
         default="",
         metadata=_doc(
-            "Group (`groupOfNames`) whose `member`s may sign in to the admin dashboard at "
-            "`/admin`. Empty: `cn=scim-admins,ou=Groups,<LDAP_BASE_DN>`."
+            "Optional group (`groupOfNames`) an admin must also be a `member` of to sign "
+            "in. Empty: every account under the admin base may. Must lie outside every "
+            "tenant's `ou=People` and `ou=Groups`."
         ),
     )
     ADMIN_SECRET_KEY: str = field(
@@ -205,9 +214,17 @@ class Settings:
         return [u for u in self.LDAP_URL.replace(",", " ").split() if u]
 
     @property
-    def admin_group_dn(self) -> str:
-        """The admin dashboard's group (``ADMIN_GROUP_DN`` or its default)."""
-        return self.ADMIN_GROUP_DN or f"cn=scim-admins,ou=Groups,{self.LDAP_BASE_DN}"
+    def admin_base_dn(self) -> str:
+        """Where dashboard admins live (``ADMIN_BASE_DN`` or its default)."""
+        return self.ADMIN_BASE_DN or f"ou=Admins,ou=Service,{self.LDAP_BASE_DN}"
+
+    def admin_dns(self) -> dict[str, str]:
+        """The dashboard's trust anchors by setting name: they must stay outside every
+        tenant's ``ou=People``/``ou=Groups`` (checked at start and at ``tenant create``)."""
+        dns = {"ADMIN_BASE_DN": self.admin_base_dn}
+        if self.ADMIN_GROUP_DN:
+            dns["ADMIN_GROUP_DN"] = self.ADMIN_GROUP_DN
+        return dns
 
 
 def settings_fields() -> list[dataclasses.Field[Any]]:
@@ -261,6 +278,7 @@ _CHECKS: dict[str, Callable[[str], str]] = {
     "LDAP_BIND_DN": _check_dn,
     "LDAP_BASE_DN": _check_dn,
     "ADMIN_GROUP_DN": _check_optional_dn,
+    "ADMIN_BASE_DN": _check_optional_dn,
     "LDAP_CA_FILE": _check_file,
     "SCIM_MAPPING_FILE": _check_file,
     "LDAP_PASSWORD_SCHEME": _check_choice("SSHA512", "SSHA"),
@@ -308,6 +326,29 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
     return check(value) if check else value
 
 
+def _plain_dn(dn: str) -> str:
+    """A DN of the settings compared loosely: lower case, no spaces around , and =."""
+    return ",".join("=".join(p.strip() for p in rdn.split("=", 1))
+                    for rdn in dn.lower().split(","))
+
+
+def _check_admin_outside_tenant(settings: Settings) -> None:
+    """The admin base and group may not lie in (or hold) the default tenant's People or
+    Groups, where a SCIM token could create an admin or join the group. Managed tenants
+    are checked when they are created (``tenant create``) and by ``admin create``."""
+    for name, dn in settings.admin_dns().items():
+        for ou in ("People", "Groups"):
+            area = f"ou={ou},{settings.LDAP_BASE_DN}"
+            inner, outer = _plain_dn(dn), _plain_dn(area)
+            if inner == outer or inner.endswith("," + outer) or outer.endswith("," + inner):
+                where = "contains" if outer.endswith("," + inner) else "lies inside"
+                raise ConfigError(
+                    f"{name}: {dn} {where} {area}, which SCIM clients manage; put it outside "
+                    f"every tenant's ou=People and ou=Groups, e.g. under "
+                    f"ou=Service,{settings.LDAP_BASE_DN} (or leave {name} empty for the "
+                    f"default; see the README's upgrade notes)")
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, file: str | Path | None = None
 ) -> Settings:
@@ -339,6 +380,7 @@ def load_settings(
         except ValueError as exc:
             raise ConfigError(f"{f.name}: {exc}") from None
     settings = Settings(**values)
+    _check_admin_outside_tenant(settings)
     if settings.LDAP_START_TLS and any(u.startswith("ldaps:") for u in settings.ldap_urls):
         raise ConfigError("LDAP_START_TLS: cannot be combined with an ldaps:// LDAP_URL")
     return settings

@@ -1,47 +1,22 @@
-"""Admin dashboard sign-in and checks: look a login up, bind as it, check a group.
+"""Admin dashboard sign-in checks: bind as an admin, check a group.
 
-A login is a ``uid`` under the deployment's base DN, looked up with the service's own
-connection (an escaped filter, at most one match). The password is then checked by a
+The admin's DN comes from its login (directory/admins.py). The password is checked by a
 simple bind as that DN on a fresh connection of its own, so the pooled connections stay
-bound as the service. ppolicy applies as for any bind: a disabled (locked) user cannot
-sign in. Nothing here writes to the directory.
+bound as the service. ppolicy applies as for any bind: a locked account cannot sign in.
+Nothing here writes to the directory.
 """
 
 from __future__ import annotations
 
 import math
 
-from ldap3 import BASE, SUBTREE, Connection
-from ldap3.core.exceptions import (
-    LDAPException,
-    LDAPNoSuchObjectResult,
-    LDAPSizeLimitExceededResult,
-)
+from ldap3 import BASE, Connection
+from ldap3.core.exceptions import LDAPException, LDAPNoSuchObjectResult
 from ldap3.utils.conv import escape_filter_chars
 
 from config import Settings
 from directory.connection import build_server
 from directory.errors import DirectoryUnavailable, translate
-
-#: The object class a login must have (people, not service or group entries).
-PERSON = "inetOrgPerson"
-
-
-def find_login(conn: Connection, base_dn: str, login: str) -> str | None:
-    """The DN of the one person whose ``uid`` is ``login``; None if none or several."""
-    if not login:
-        return None
-    flt = f"(&(objectClass={PERSON})(uid={escape_filter_chars(login)}))"
-    try:
-        conn.search(base_dn, flt, SUBTREE, attributes=["1.1"], size_limit=2)
-    except LDAPSizeLimitExceededResult:
-        return None
-    except LDAPNoSuchObjectResult:
-        return None
-    except LDAPException as exc:
-        raise translate(exc) from exc
-    found = [r["dn"] for r in conn.response or [] if r.get("type") == "searchResEntry"]
-    return found[0] if len(found) == 1 else None
 
 
 def password_ok(settings: Settings, dn: str, password: str) -> bool:

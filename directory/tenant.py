@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from directory.dn import normalise_dn
+
 
 @dataclass(frozen=True)
 class Tenant:
@@ -29,3 +31,27 @@ class Tenant:
 def placeholder_for(root_base_dn: str) -> str:
     """The placeholder member's DN under the deployment's root base DN."""
     return f"cn=empty-group-placeholder,ou=Service,{root_base_dn}"
+
+
+def inside(dn: str, container: str) -> bool:
+    """Whether ``dn`` is ``container`` or below it (normalised comparison)."""
+    inner, outer = normalise_dn(dn), normalise_dn(container)
+    return inner == outer or inner.endswith("," + outer)
+
+
+def trust_conflict(name: str, dn: str, tenants: list[Tenant]) -> str | None:
+    """Why ``dn`` (the setting ``name``) may not be where it is, or None.
+
+    Admins and their group must lie outside every tenant's ``ou=People`` and
+    ``ou=Groups`` (and contain none): whatever is there, a SCIM token can create, change
+    or join.
+    """
+    for tenant in tenants:
+        for area in (tenant.people_dn, tenant.groups_dn):
+            if inside(dn, area) or inside(area, dn):
+                where = "lies inside" if inside(dn, area) else "contains"
+                return (f"{name}: {dn} {where} {area} (tenant {tenant.name!r}), which SCIM "
+                        f"clients manage; put it outside every tenant's ou=People and "
+                        f"ou=Groups, e.g. under ou=Service (or leave {name} empty for the "
+                        f"default)")
+    return None

@@ -33,7 +33,7 @@ from ldap3.utils.dn import escape_rdn, parse_dn
 
 from directory.dn import normalise_dn
 from directory.errors import EntryExists, InvalidData, NoSuchEntry, translate
-from directory.tenant import Tenant, placeholder_for
+from directory.tenant import Tenant, placeholder_for, trust_conflict
 
 PREFIX = "scim_"
 DEFAULT_TENANT = "default"
@@ -259,11 +259,14 @@ class Store:
         return Tenant(str(_first(row, "cn")), str(_first(row, "scimTenantBase")),
                       placeholder_for(self.root))
 
-    def create_tenant(self, name: str, base_dn: str | None = None) -> Tenant:
+    def create_tenant(self, name: str, base_dn: str | None = None,
+                      protected: dict[str, str] | None = None) -> Tenant:
         """Register a tenant and create its subtree (existing entries are kept).
 
         The subtree must not overlap another tenant's people or groups: a base inside
-        another tenant's ``ou=People`` would make its users visible there.
+        another tenant's ``ou=People`` would make its users visible there. Nor may its
+        people or groups hold one of ``protected`` (setting name → DN: the dashboard's
+        admin base and group), which its SCIM token could then write.
         """
         if not TENANT_NAME.fullmatch(name):
             raise ValueError(f"tenant name {name!r}: use letters, digits, '.', '_' or '-' "
@@ -279,6 +282,10 @@ class Store:
         if self._read(self._dn(TENANTS, name), ["1.1"]) is not None:
             raise ValueError(f"tenant {name!r} already exists")
         self._check_overlap(base)
+        for setting, dn in (protected or {}).items():
+            problem = trust_conflict(setting, dn, [Tenant(name, base, placeholder_for(self.root))])
+            if problem:
+                raise ValueError(problem)
         attr, value = rdns[0][0], rdns[0][1]
         try:
             if self._read(base, ["1.1"]) is None:

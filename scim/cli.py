@@ -105,7 +105,8 @@ def tenant_create(name: str, base_dn: str | None) -> None:
     """Register a tenant and create its ou=People and ou=Groups."""
     with store() as s:
         try:
-            tenant = s.create_tenant(name, base_dn)
+            tenant = s.create_tenant(name, base_dn, protected=current_app.extensions[
+                "scim_bridge"].settings.admin_dns())
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"tenant {tenant.name}: {tenant.base_dn}")

@@ -16,6 +16,7 @@ from scim import (
 from scim.api import Extension, bp
 from scim.auth import Authenticator, make_auth
 from scim.cli import COMMANDS
+from scim.cli_accounts import COMMANDS as ACCOUNT_COMMANDS
 from scim.errors import register_error_handlers
 from scim.logs import configure_logging
 from scim.service.common import Options
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(bp)
     app.register_blueprint(oauth.bp)
     admin.init_app(app, settings, obs.audit.reader(), obs.audit.record)
-    for command in COMMANDS:
+    for command in (*COMMANDS, *ACCOUNT_COMMANDS):
         app.cli.add_command(command)
     register_error_handlers(app, settings.SCIM_RETRY_AFTER)
     app.after_request(security_headers)

@@ -24,8 +24,55 @@ request_id: ContextVar[str] = ContextVar("scim_request_id", default="")
 #: ``$request_id`` (32 hex digits), ULIDs and the like. Anything else is replaced.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
+#: Query parameters (and form fields) whose values are secrets, compared in lower case.
+SECRET_PARAMS = frozenset({
+    "access_token", "refresh_token", "id_token", "token", "client_secret", "client_assertion",
+    "assertion", "password", "passwd", "pwd", "secret", "code", "api_key", "apikey",
+    "authorization", "cookie", "session", "metrics_token", "bearer",
+})
+#: Headers whose values are secrets.
+SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie",
+                  "x-api-key")
+REDACTED = "[redacted]"
+_PARAM = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])(" + "|".join(sorted(map(re.escape, SECRET_PARAMS), key=len,
+                                                reverse=True))
+    + r")(=|%3D)([^&\s\"'<>]*)")
+_HEADER = re.compile(
+    r"(?i)(" + "|".join(map(re.escape, SECRET_HEADERS)) + r")(\\?[\"']?\s*[:=]\s*\\?[\"']?)"
+    r"([^\"'\r\n]+)")
+#: Substrings without which nothing can need redacting (a cheap test before the regexes).
+_WORDS = tuple(sorted({*SECRET_PARAMS, *SECRET_HEADERS, "bearer", "basic", "token",
+                       "secret", "passw"}))
+_SCHEME = re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{4,}")
+
 #: LogRecord attributes that are not "extra" fields.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret query parameters, secret headers and HTTP
+    credentials replaced by ``[redacted]``: applied to every field of every log line,
+    so a token a client put in a URL (``?access_token=…``) or a header that reaches a
+    message never reaches the log."""
+    if not text:
+        return text
+    lowered = text.lower()
+    if not any(word in lowered for word in _WORDS):  # the usual line: nothing to look at
+        return text
+    text = _PARAM.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    text = _HEADER.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
+    return _SCHEME.sub(lambda m: f"{m[1]} {REDACTED}", text)
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def valid_request_id(value: str | None) -> bool:
@@ -71,7 +118,7 @@ class JsonFormatter(logging.Formatter):
     """``{"time", "level", "logger", "message", "request_id", …extra, "exception"}``.
 
     Records from ``gunicorn.access`` become one object of the request's fields instead
-    of gunicorn's text line.
+    of gunicorn's text line. Every string in the line goes through :func:`redact`.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -95,6 +142,9 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = self.formatException(record.exc_info)
         elif record.stack_info:
             out["stack"] = record.stack_info
+        out = {k: _redacted(v if isinstance(v, (str, int, float, bool, type(None), dict,
+                                                list, tuple)) else str(v))
+               for k, v in out.items()}
         return json.dumps(out, ensure_ascii=False, default=str)
 
 

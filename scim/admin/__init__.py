@@ -1,9 +1,12 @@
 """The admin dashboard at ``/admin``: server-rendered pages for people who run the bridge.
 
-Sign-in is an LDAP bind as a person of the directory who is a ``member`` of the admin
-group (``ADMIN_GROUP_DN``); SCIM bearer tokens never open it, and a dashboard session
-never opens SCIM. The session lives in a signed cookie (``ADMIN_SECRET_KEY``) scoped to
-``/admin``; every form carries a session-bound CSRF token. Pages:
+Sign-in is an LDAP bind as an admin account under the admin base (``ADMIN_BASE_DN``,
+outside every tenant's People and Groups; ``flask --app app admin create``), optionally
+also a ``member`` of ``ADMIN_GROUP_DN``; SCIM bearer tokens never open it, and a
+dashboard session never opens SCIM. The session lives in a signed cookie
+(``ADMIN_SECRET_KEY``) scoped to ``/admin`` and in an entry of the directory that
+sign-out and ``admin remove`` delete; every form carries a session-bound CSRF token.
+Pages:
 
 - *Connector*: the SCIM endpoint and a tenant's tokens (create, rotate, revoke), and a
   readiness check of the directory;

@@ -1,6 +1,7 @@
-"""The admin dashboard through Flask's test client, on real slapd: sign-in (LDAP bind +
-admin group), rate limit, CSRF, idle timeout, cookie flags, token buttons, the read-only
-pages (which must never write to the directory) and the Activity page."""
+"""The admin dashboard through Flask's test client, on real slapd: sign-in (LDAP bind as
+an admin under ou=Admins,ou=Service; optional group), server-side sessions, rate limit,
+CSRF, idle timeout, cookie flags, token buttons, the read-only pages (which must never
+write to the directory) and the Activity page."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from tests.admin_support import (
     ADMIN_PASSWORD,
     OTHER_LOGIN,
     OTHER_PASSWORD,
-    admin_group_dn,
+    add_admin,
     make_admins,
+    wipe_admins,
     wipe_tokens,
 )
 from tests.conftest import TOKEN, Scim
@@ -52,6 +54,7 @@ def admins(ldap: Connection, base_dn: str) -> Iterator[tuple[str, str]]:
     wipe_tokens(ldap, base_dn)
     yield make_admins(ldap, base_dn)
     wipe_tokens(ldap, base_dn)
+    wipe_admins(ldap, base_dn)
 
 
 @pytest.fixture
@@ -138,24 +141,50 @@ def test_wrong_credentials_are_refused_alike(browser, login, password):
     assert browser.get("/admin/connector").status_code == 302
 
 
-def test_a_person_outside_the_admin_group_is_refused(browser):
+def test_a_person_of_the_directory_is_no_admin(browser):
+    """A person with a password in ou=People (what a SCIM client can make) is not even
+    looked at: the login names a DN under the admin base only."""
     response = sign_in(browser, OTHER_LOGIN, OTHER_PASSWORD)
-    assert response.status_code == 403
-    assert "not in the admin group" in text(response)
+    assert response.status_code == 401
+    assert "Wrong username or password." in text(response)
     assert browser.get("/admin/connector").status_code == 302
 
 
-def test_a_configured_admin_group_replaces_the_default(slapd, ldap, base_dn, admins):
-    _, other = admins
-    group = f"cn=dashboard,ou=Groups,{base_dn}"
-    ldap.add(group, ["groupOfNames"], {"cn": "dashboard", "member": [other]})
-    app = build(slapd, ADMIN_GROUP_DN=group)
+@pytest.fixture
+def dashboard_group(ldap: Connection, base_dn: str) -> Iterator[str]:
+    """A second admin, alone in an admin group under ou=Service."""
+    second = add_admin(ldap, base_dn, "second-admin", OTHER_PASSWORD)
+    group = f"cn=dashboard,ou=Service,{base_dn}"
+    with suppress(LDAPException):
+        ldap.delete(group)
+    ldap.add(group, ["groupOfNames"], {"cn": "dashboard", "member": [second]})
+    yield group
+    ldap.delete(group)
+
+
+def test_a_configured_admin_group_restricts_the_admins(slapd, admins, dashboard_group):
+    app = build(slapd, ADMIN_GROUP_DN=dashboard_group)
     try:
         client = app.test_client()
-        assert sign_in(client).status_code == 403
-        assert sign_in(client, OTHER_LOGIN, OTHER_PASSWORD).status_code == 302
+        refused = sign_in(client)
+        assert refused.status_code == 403 and "not in the admin group" in text(refused)
+        assert sign_in(client, "second-admin", OTHER_PASSWORD).status_code == 302
     finally:
         app.extensions["scim_bridge"].pool.close()
+
+
+@pytest.mark.parametrize("setting", ["ADMIN_GROUP_DN", "ADMIN_BASE_DN"])
+@pytest.mark.parametrize("where", ["cn=scim-admins,ou=Groups", "ou=Admins,ou=People",
+                                   "ou=People", ""])
+def test_the_service_refuses_an_admin_dn_in_scim_territory(slapd, base_dn, setting, where):
+    from config import ConfigError
+
+    dn = f"{where},{base_dn}" if where else base_dn
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**slapd.env, setting: dn})
+    message = str(refused.value)
+    assert message.startswith(f"{setting}: ") and "\n" not in message
+    assert "outside every tenant's ou=People and ou=Groups" in message
 
 
 def test_failed_sign_ins_are_rate_limited_per_address(app, browser):
@@ -173,12 +202,116 @@ def test_failed_sign_ins_are_rate_limited_per_address(app, browser):
     assert elsewhere.status_code == 302
 
 
-def test_removal_from_the_admin_group_ends_the_session_at_once(signed_in, ldap, base_dn,
-                                                               admins):
-    assert signed_in.get("/admin/users").status_code == 200
-    ldap.modify(admin_group_dn(base_dn), {"member": [(MODIFY_REPLACE, [admins[1]])]})
-    response = signed_in.get("/admin/users")
-    assert response.status_code == 302 and "reason=removed" in response.headers["Location"]
+def test_removal_from_the_admin_group_ends_the_session_at_once(slapd, ldap, admins,
+                                                               dashboard_group):
+    app = build(slapd, ADMIN_GROUP_DN=dashboard_group)
+    try:
+        client = app.test_client()
+        assert sign_in(client, "second-admin", OTHER_PASSWORD).status_code == 302
+        assert client.get("/admin/users").status_code == 200
+        ldap.modify(dashboard_group, {"member": [(MODIFY_REPLACE, [admins[0]])]})
+        response = client.get("/admin/users")
+        assert response.status_code == 302 and "reason=removed" in response.headers["Location"]
+    finally:
+        app.extensions["scim_bridge"].pool.close()
+
+
+def _saved_cookie(client: FlaskClient) -> str:
+    return client.get_cookie("scim_admin", path="/admin").value
+
+
+def _replay(app: Flask, cookie: str) -> Any:
+    thief = app.test_client()
+    thief.set_cookie("scim_admin", cookie, path="/admin")
+    return thief.get("/admin/connector")
+
+
+def _sessions(ldap: Connection, base_dn: str) -> list[str]:
+    ldap.search(f"ou=Admins,ou=Service,{base_dn}", "(objectClass=organizationalRole)",
+                ldap3.SUBTREE, attributes=["1.1"])
+    return [e["dn"] for e in ldap.response if e.get("type") == "searchResEntry"]
+
+
+def test_a_cookie_saved_before_sign_out_no_longer_opens_the_dashboard(app, signed_in, ldap,
+                                                                      base_dn):
+    saved = _saved_cookie(signed_in)
+    assert _replay(app, saved).status_code == 200  # the copy works while the session lives
+    assert len(_sessions(ldap, base_dn)) == 1
+    assert post(signed_in, "/admin/logout").status_code == 302
+    replayed = _replay(app, saved)
+    assert replayed.status_code == 302 and "reason=ended" in replayed.headers["Location"]
+    assert _sessions(ldap, base_dn) == []
+
+
+def test_sessions_left_behind_are_purged_at_a_later_sign_in(app, signed_in, ldap, base_dn):
+    second = app.test_client()
+    assert sign_in(second).status_code == 302
+    assert len(_sessions(ldap, base_dn)) == 2  # neither was signed out
+    admin = app.extensions["scim_admin"]
+    start = admin.clock()
+    admin.clock = lambda: start + 29 * 60  # idle, but not twice ADMIN_IDLE_MINUTES yet
+    assert sign_in(app.test_client()).status_code == 302
+    assert len(_sessions(ldap, base_dn)) == 3
+    admin.clock = lambda: start + 31 * 60  # all three were written (by slapd's clock) at start
+    assert sign_in(app.test_client()).status_code == 302
+    assert len(_sessions(ldap, base_dn)) == 1  # they went; the new one stays
+
+
+def test_admin_remove_ends_its_sessions_at_once(app, signed_in, ldap, base_dn):
+    saved = _saved_cookie(signed_in)
+    result = app.test_cli_runner().invoke(args=["admin", "remove", ADMIN_LOGIN])
+    assert result.exit_code == 0, result.output
+    assert "1 session(s) ended" in result.output
+    assert _replay(app, saved).status_code == 302
+    assert signed_in.get("/admin/connector").status_code == 302
+    assert sign_in(app.test_client()).status_code == 401
+
+
+def test_admin_cli_creates_lists_and_removes(app, ldap, base_dn):
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["admin", "create", "cli-admin"])
+    assert made.exit_code == 0, made.output
+    password = re.search(r"^password: (\S+)$", made.output, re.M)[1]
+    ldap.search(f"uid=cli-admin,ou=Admins,ou=Service,{base_dn}", "(objectClass=*)",
+                ldap3.BASE, attributes=["userPassword"])
+    stored = ldap.response[0]["attributes"]["userPassword"][0]
+    assert stored.startswith(b"{SSHA512}") and password.encode() not in stored
+    client = app.test_client()
+    assert sign_in(client, "cli-admin", password).status_code == 302
+    listed = runner.invoke(args=["admin", "list"]).output
+    assert re.search(r"^cli-admin\s+\S+ \S+ UTC\s+1$", listed, re.M), listed
+    assert runner.invoke(args=["admin", "create", "cli-admin"]).exit_code != 0  # taken
+    assert runner.invoke(args=["admin", "remove", "cli-admin"]).exit_code == 0
+    assert runner.invoke(args=["admin", "remove", "cli-admin"]).exit_code != 0
+    assert client.get("/admin/connector").status_code == 302
+
+
+def test_sign_in_refuses_an_admin_group_inside_a_registered_tenant(app, slapd, ldap, base_dn,
+                                                                   admins):
+    """A tenant registered before ADMIN_GROUP_DN was pointed into its ou=Groups."""
+    assert app.test_cli_runner().invoke(args=["tenant", "create", "late"]).exit_code == 0
+    group = f"cn=admins,ou=Groups,o=late,{base_dn}"
+    misconfigured = build(slapd, ADMIN_GROUP_DN=group)
+    try:
+        response = sign_in(misconfigured.test_client())
+        assert response.status_code == 503 and "misconfigured" in text(response)
+    finally:
+        misconfigured.extensions["scim_bridge"].pool.close()
+        for dn in (f"ou=People,o=late,{base_dn}", f"ou=Groups,o=late,{base_dn}",
+                   f"o=late,{base_dn}", f"cn=late,ou=Tenants,ou=Service,{base_dn}"):
+            with suppress(LDAPException):
+                ldap.delete(dn)
+
+
+def test_tenant_create_refuses_to_enclose_the_admin_group(slapd, base_dn, admins):
+    group = f"cn=admins,ou=Groups,o=grabby,{base_dn}"
+    app = build(slapd, ADMIN_GROUP_DN=group)
+    try:
+        result = app.test_cli_runner().invoke(args=["tenant", "create", "grabby"])
+        assert result.exit_code != 0
+        assert f"ADMIN_GROUP_DN: {group} lies inside ou=Groups,o=grabby" in result.output
+    finally:
+        app.extensions["scim_bridge"].pool.close()
 
 
 @pytest.mark.parametrize("target", ["//evil.example/admin/", "https://evil.example/",
@@ -409,7 +542,7 @@ def _user_names(page: str) -> list[str]:
 
 def test_users_page_searches_names_and_emails(signed_in, directory):
     page = text(signed_in.get("/admin/users"))
-    assert "1–25 of 33 users" in page  # 30 members, Ada, and the two dashboard people
+    assert "1–25 of 32 users" in page  # 30 members, Ada, and the person (admins are not users)
     by_name = text(signed_in.get("/admin/users?q=lovelace"))
     assert _user_names(by_name) == ["ada@example.org"]
     assert "disabled" in by_name and "Analysts" in by_name
@@ -432,7 +565,7 @@ def test_search_text_is_data_never_filter_syntax(signed_in, directory, query):
 
 def test_users_page_pages(signed_in, directory):
     second = text(signed_in.get("/admin/users?page=2"))
-    assert "26–33 of 33 users" in second and len(_user_names(second)) == 8
+    assert "26–32 of 32 users" in second and len(_user_names(second)) == 7
     assert "Page 2 of 2" in second
 
 
@@ -450,7 +583,7 @@ def test_groups_page_counts_members_without_listing_them(signed_in, directory):
     page = text(signed_in.get("/admin/groups"))
     rows = re.findall(r'">([^<]+)</a></td>\s*<td class="mono small">[^<]*</td>\s*'
                       r'<td class="num">([\d,]+)</td>', page)
-    assert dict(rows) == {"Analysts": "1", "Everyone": "30", "scim-admins": "1"}
+    assert dict(rows) == {"Analysts": "1", "Everyone": "30"}
     assert "ext-analysts" in page
     assert "Analysts" not in text(signed_in.get("/admin/groups?q=every"))
 

@@ -77,6 +77,18 @@ def test_no_secret_reaches_any_log(own_slapd, own_ldap, gunicorn: StartGunicorn,
                 headers=form).status == 200
     assert call(server, "POST", "/oauth/token", token=None, raw=body.encode() + b"x",
                 headers=form).status == 401
+    in_query = secrets.token_urlsafe(24)  # a secret a client wrongly puts in a URL
+    secrets_used.append(in_query)
+    assert call(server, "GET", scim_path(f"/Users?access_token={managed}&count=1"),
+                token=None).status == 401
+    assert call(server, "GET", scim_path(f"/Groups?token={in_query}"), token=None
+                ).status == 401
+    assert call(server, "POST", f"/oauth/token?client_id={client_id}&client_secret="
+                f"{client_secret}", token=None, raw=b"grant_type=client_credentials",
+                headers=form).status in (400, 401)
+    assert call(server, "POST", f"/oauth/token?client_secret={in_query}&password={in_query}"
+                f"&code={in_query}", token=None, raw=b"grant_type=client_credentials",
+                headers=form).status in (400, 401)
     assert call(server, "GET", scim_path("/Users"), token=wrong).status == 401
     assert call(server, "GET", scim_path("/Users"), token=static + "x").status == 401
     own_slapd.stop()  # directory errors get logged too
@@ -93,6 +105,7 @@ def test_no_secret_reaches_any_log(own_slapd, own_ldap, gunicorn: StartGunicorn,
     logs = server.log.read_text(errors="replace")
     trail = audit.read_text()
     assert "authentication failed" in logs and "POST /scim/v2/Users" in logs
+    assert '"query": "access_token=[redacted]&count=1"' in logs  # redacted, not dropped
     assert '"operation":"create"' in trail.replace(" ", "") and "password" in trail
     for secret in secrets_used:
         assert secret not in logs, "a secret is in the server's log"
