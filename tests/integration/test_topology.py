@@ -1,0 +1,101 @@
+"""`scripts/slapd topology`: two multi-provider slapds and a read-only consumer, for real."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.slapd_instance import NOT_INSTALLED_REASON, slapd_available
+from tests.topology import MEMBERS, Topology
+
+pytestmark = pytest.mark.slapd
+UNWILLING_TO_PERFORM = 53
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+    if not slapd_available():
+        pytest.skip(NOT_INSTALLED_REASON)
+    topo = Topology(Path(tmp_path_factory.mktemp("topology")))
+    topo.start()
+    yield topo
+    topo.stop()
+
+
+def person(topo: Topology, member: str) -> str:
+    name = f"u{uuid.uuid4().hex[:10]}"
+    dn = f"uid={name},ou=People,{topo.env['LDAP_BASE_DN']}"
+    conn = topo.connect(member)
+    assert conn.add(dn, ["inetOrgPerson"], {"uid": name, "cn": name, "sn": name,
+                                            "userPassword": "secret-" + name}), conn.result
+    conn.unbind()
+    return dn
+
+
+def test_start_prints_both_providers_and_the_consumer(topology: Topology) -> None:
+    env = topology.env
+    assert env["LDAP_URL"].split() == [topology.url("provider1"), topology.url("provider2")]
+    assert env["LDAP_CONSUMER_URL"] == topology.url("consumer")
+    code, out = topology.status()
+    assert code == 0, out
+    assert [line.split("\t")[0] for line in out.splitlines()] == list(MEMBERS)
+    assert all("\tin sync\t" in line and "#001#" in line for line in out.splitlines())
+
+
+def test_every_member_starts_with_the_same_base_entries(topology: Topology) -> None:
+    trees = [topology.tree(member) for member in MEMBERS]
+    assert trees[0] == trees[1] == trees[2]
+    assert f"cn=empty-group-placeholder,ou=service,{topology.env['LDAP_BASE_DN']}" in trees[0]
+
+
+@pytest.mark.parametrize(("writer", "readers"), [
+    ("provider1", ("provider2", "consumer")),
+    ("provider2", ("provider1", "consumer")),
+])
+def test_a_write_on_either_provider_reaches_the_others(
+        topology: Topology, writer: str, readers: tuple[str, ...]) -> None:
+    dn = person(topology, writer)
+    written = topology.wait_entry(writer, dn)
+    assert written is not None
+    for reader in readers:
+        copy = topology.wait_entry(reader, dn, timeout=15)
+        assert copy is not None, f"{dn} never reached {reader}"
+        # the same entry, not a look-alike: entryUUID and entryCSN travel with it
+        assert copy["entryUUID"] == written["entryUUID"]
+        assert copy["entryCSN"] == written["entryCSN"]
+    # userPassword too (the replica must be able to authenticate the same people)
+    assert topology.tree(readers[0])[dn.lower()]["userpassword"] == \
+        topology.tree(writer)[dn.lower()]["userpassword"]
+    topology.wait_in_sync()
+
+
+def test_the_consumer_refuses_writes(topology: Topology) -> None:
+    conn = topology.connect("consumer")
+    dn = f"uid=nope,ou=People,{topology.env['LDAP_BASE_DN']}"
+    assert not conn.add(dn, ["inetOrgPerson"], {"uid": "nope", "cn": "n", "sn": "n"})
+    assert conn.result["result"] == UNWILLING_TO_PERFORM
+    conn.unbind()
+    assert topology.wait_entry("provider1", dn, timeout=0.5) is None
+
+
+def test_a_killed_provider_catches_up_and_status_says_who_lags(topology: Topology) -> None:
+    topology.kill("provider1")
+    code, out = topology.status()
+    assert code == 1
+    assert out.splitlines()[0].split("\t")[2] == "not answering"
+    dn = person(topology, "provider2")
+    assert topology.wait_entry("consumer", dn) is not None
+    topology.start()  # starts what is stopped, leaves the others running
+    copy = topology.wait_entry("provider1", dn)
+    assert copy is not None
+    topology.wait_in_sync()
+    trees = [topology.tree(member) for member in MEMBERS]
+    assert trees[0] == trees[1] == trees[2]
+
+
+def test_status_of_a_stopped_topology(tmp_path: Path, topology: Topology) -> None:
+    other = Topology(tmp_path / "never-started")
+    assert other.status()[0] == 3
