@@ -101,7 +101,7 @@ def ha(tmp_path: Path) -> Iterator[tuple[Topology, list[Gunicorn], int]]:
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (scratch / "tmp" / kind).mkdir(parents=True)
         http_port, https_port = free_port(), free_port()
-        upstream = f"127.0.0.1:{apps[0].port};\n    server 127.0.0.1:{apps[1].port}"
+        upstream = f"127.0.0.1:{apps[0].port}; server 127.0.0.1:{apps[1].port}"
         site = render_site({
             "SERVER_NAME": "127.0.0.1", "PUBLIC_HOST": f"127.0.0.1:{https_port}",
             "HTTP_LISTEN": f"127.0.0.1:{free_port()}", "HTTPS_LISTEN": f"127.0.0.1:{https_port}",
