@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ldap3 import SUBTREE
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, NONE, SUBTREE, Connection, Server
 
 from config import load_settings
 from directory.replication import lag_of
@@ -130,3 +130,38 @@ def test_lag_is_the_csn_time_difference_per_server_id() -> None:
     assert lag_of(ahead, [mine]).seconds == 0  # being ahead is not lagging
     assert lag_of(mine[:1], [ahead]).seconds == float("inf")  # never saw server 002
     assert lag_of(mine, []).seconds is None
+
+
+def config_admin(topology: Topology, member: str) -> Connection:
+    password = (topology.dir / "credentials.env").read_text().split("CONFIG_PASSWORD=")[1]
+    return Connection(Server(topology.url(member), get_info=NONE), "cn=admin,cn=config",
+                      password.split()[0], auto_bind=True, raise_exceptions=True)
+
+
+def test_readyz_says_lagging_when_the_provider_misses_a_change(
+        topology: Topology, app: Any) -> None:
+    """provider1's replication from provider2 is switched off (cn=config) and a change is
+    made on provider2: the bridge, writing to provider1, reports it lags; once replication
+    is back, it does not."""
+    web = app.test_client()
+    assert web.get("/readyz").get_json()["provider"] == 1
+    mdb = "olcDatabase={1}mdb,cn=config"
+    config = config_admin(topology, "provider1")
+    config.search(mdb, "(objectClass=*)", BASE, attributes=["olcSyncrepl"])
+    stanzas = [str(v) for v in config.entries[0].olcSyncrepl.values]
+    config.modify(mdb, {"olcSyncrepl": [(MODIFY_DELETE, [])]})
+    try:
+        dn = f"uid=lag.probe,ou=People,{topology.env['LDAP_BASE_DN']}"
+        conn = topology.connect("provider2")
+        assert conn.add(dn, ["inetOrgPerson"], {"uid": "lag.probe", "cn": "l", "sn": "l"})
+        conn.unbind()
+        body = web.get("/readyz").get_json()
+        assert body == {"status": "ready", "provider": 1, "lagging": True}
+        assert metric(app, "scim_ldap_replication_lag_seconds") > 0
+    finally:
+        config.modify(mdb, {"olcSyncrepl": [(MODIFY_ADD, stanzas)]})
+        config.unbind()
+    assert topology.wait_entry("provider1", dn) is not None
+    topology.wait_in_sync()
+    assert web.get("/readyz").get_json()["lagging"] is False
+    assert metric(app, "scim_ldap_replication_lag_seconds") == 0
