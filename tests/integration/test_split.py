@@ -10,6 +10,7 @@ does with it; docs/directory.md ("Replication") says what each guarantee becomes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from ldap3 import SUBTREE
 
 from config import load_settings
+from directory.tokens import Store
 from scim.factory import create_app
 from tests import entra
 from tests.conftest import TOKEN, Scim
@@ -37,8 +39,8 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
     topo.stop()
 
 
-def bridge(topo: Topology, member: str, tmp_path: Path) -> Any:
-    settings = load_settings({
+def bridge(topo: Topology, member: str, tmp_path: Path, **extra: str) -> Any:
+    settings = load_settings({**extra,
         "LDAP_URL": topo.url(member), "LDAP_BIND_DN": topo.env["LDAP_BIND_DN"],
         "LDAP_BIND_PASSWORD": topo.env["LDAP_BIND_PASSWORD"],
         "LDAP_BASE_DN": topo.env["LDAP_BASE_DN"], "SCIM_BEARER_TOKEN": TOKEN,
@@ -148,3 +150,66 @@ def test_last_member_removed_on_one_side_and_added_on_the_other(
     group = same_everywhere(topology, "(cn=Split Empty)")[0]
     members = {m.split(",")[0].lower() for m in group["member"]}
     assert members == {"uid=p0@contoso.com", "uid=p1@contoso.com"}  # B's entry won whole
+
+
+def test_a_token_revoked_on_one_side_is_back_after_the_join_if_used_on_the_other(
+        topology: Topology, tmp_path: Path) -> None:
+    """The token registry replicates like the rest: a token made on provider1 works through
+    a bridge on provider2. Revoked (deleted) on provider1 during a split, it keeps working
+    through the bridge on provider2, which cannot see the revocation, and that use records
+    itself on the token's entry (its last-use time). At the join that newer entry wins over
+    the delete: the revoked token is back on every server and works again."""
+    conn = topology.connect("provider1")
+    conn.raise_exceptions = True
+    store = Store(conn, topology.env["LDAP_BASE_DN"])
+    token_id, token = store.create_token(store.create_tenant("split"), "split-token")
+    conn.unbind()
+    topology.wait_in_sync()
+    apps = [bridge(topology, m, tmp_path, SCIM_TOKEN_CACHE_SECONDS="1")
+            for m in ("provider1", "provider2")]
+    a, b = Scim(apps[0].test_client()), Scim(apps[1].test_client())
+    for side in (a, b):
+        side.headers = {"Authorization": f"Bearer {token}"}
+
+    def revoke(_: Scim) -> bool:
+        revoker = topology.connect("provider1")
+        revoker.raise_exceptions = True
+        try:
+            return Store(revoker, topology.env["LDAP_BASE_DN"]).revoke_token(token_id)
+        finally:
+            revoker.unbind()
+
+    revoked, during = split(topology, a, b, revoke, lambda s: s.get("/Users").status_code)
+    assert revoked and during == 200  # provider2 had not seen the revocation
+    time.sleep(1.1)  # past SCIM_TOKEN_CACHE_SECONDS
+    assert len(same_everywhere(topology, f"(cn={token_id})")) == 1  # the entry is back
+    assert a.get("/Users").status_code == 200  # and the revoked token works again
+    for app in apps:
+        app.extensions["scim_bridge"].pool.close()
+
+
+def test_a_token_revoked_on_one_side_and_unused_on_the_other_stays_revoked(
+        topology: Topology, tmp_path: Path) -> None:
+    conn = topology.connect("provider1")
+    conn.raise_exceptions = True
+    store = Store(conn, topology.env["LDAP_BASE_DN"])
+    token_id, token = store.create_token(store.create_tenant("split2"), "split-token")
+    conn.unbind()
+    topology.wait_in_sync()
+    app = bridge(topology, "provider2", tmp_path, SCIM_TOKEN_CACHE_SECONDS="1")
+    b = Scim(app.test_client())
+    b.headers = {"Authorization": f"Bearer {token}"}
+
+    def revoke(_: Scim) -> bool:
+        revoker = topology.connect("provider1")
+        revoker.raise_exceptions = True
+        try:
+            return Store(revoker, topology.env["LDAP_BASE_DN"]).revoke_token(token_id)
+        finally:
+            revoker.unbind()
+
+    revoked, _ = split(topology, b, b, revoke, lambda s: None)
+    assert revoked
+    assert same_everywhere(topology, f"(cn={token_id})") == []
+    assert b.get("/Users").status_code == 401
+    app.extensions["scim_bridge"].pool.close()
