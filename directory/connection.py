@@ -96,7 +96,7 @@ def open_indexed(settings: Settings, urls: list[str], first: int = 0) -> tuple[C
             return conn, index
         except Exception as exc:  # noqa: BLE001 - unreachable, TLS failure or refused bind
             last = exc
-            _close_quietly(conn)
+            close_quietly(conn)
     raise DirectoryUnavailable(f"no directory server answered ({type(last).__name__})")
 
 
@@ -199,7 +199,7 @@ class Pool:
     def _discard(self, conn: Connection | None) -> None:
         if conn is not None:
             self._server_of.pop(id(conn), None)
-            _close_quietly(conn)
+            close_quietly(conn)
 
     def close(self) -> None:
         """Unbind every idle connection (shutdown, tests)."""
@@ -209,7 +209,7 @@ class Pool:
             self._discard(conn)
 
 
-def _close_quietly(conn: Connection) -> None:
+def close_quietly(conn: Connection) -> None:
     try:
         conn.unbind()
     except Exception:  # noqa: BLE001, S110 - already broken

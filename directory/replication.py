@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from ldap3 import BASE, Connection
 
 from config import Settings
-from directory.connection import open_indexed
-from directory.errors import CONNECTION_ERRORS, DirectoryError
+from directory.connection import close_quietly, open_indexed
+from directory.errors import CONNECTION_ERRORS, DirectoryError, DirectoryUnavailable
 
 CSN_TIME = "%Y%m%d%H%M%S.%fZ"
 
@@ -38,8 +38,8 @@ def context_csns(conn: Connection, base_dn: str) -> list[str] | None:
     try:
         if not conn.search(base_dn, "(objectClass=*)", BASE, attributes=["contextCSN"]):
             return None
-    except CONNECTION_ERRORS:
-        raise
+    except CONNECTION_ERRORS as exc:
+        raise DirectoryUnavailable(f"directory unreachable: {type(exc).__name__}") from exc
     except Exception:  # noqa: BLE001 - an unreadable suffix: the lag is unknown
         return None
     values = conn.entries[0].entry_attributes_as_dict.get("contextCSN") or []
@@ -85,8 +85,10 @@ def sample_lag(settings: Settings, current_conn: Connection, current: int) -> La
             continue  # a provider that does not answer holds nothing newer we can see
         try:
             values = context_csns(conn, settings.LDAP_BASE_DN)
+        except DirectoryUnavailable:
+            continue  # it stopped answering meanwhile: as above
         finally:
-            conn.unbind()
+            close_quietly(conn)
         if values is not None:
             others.append(values)
     return lag_of(mine, others)
