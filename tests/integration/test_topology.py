@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ldap3 import BASE, MODIFY_ADD, MODIFY_DELETE, NONE, Connection, Server
 
 from tests.slapd_instance import NOT_INSTALLED_REASON, slapd_available
 from tests.topology import MEMBERS, Topology
@@ -94,6 +95,31 @@ def test_a_killed_provider_catches_up_and_status_says_who_lags(topology: Topolog
     topology.wait_in_sync()
     trees = [topology.tree(member) for member in MEMBERS]
     assert trees[0] == trees[1] == trees[2]
+
+
+def test_status_says_which_member_lags(topology: Topology) -> None:
+    """provider1 stops replicating from provider2 (its olcSyncrepl removed through
+    cn=config) and provider2 takes a change: status names provider1 as lagging behind
+    server 002 and exits 1; with replication back, all are in sync again."""
+    password = (topology.dir / "credentials.env").read_text().split("CONFIG_PASSWORD=")[1]
+    config = Connection(Server(topology.url("provider1"), get_info=NONE), "cn=admin,cn=config",
+                        password.split()[0], auto_bind=True, raise_exceptions=True)
+    mdb = "olcDatabase={1}mdb,cn=config"
+    config.search(mdb, "(objectClass=*)", BASE, attributes=["olcSyncrepl"])
+    stanzas = [str(v) for v in config.entries[0].olcSyncrepl.values]
+    config.modify(mdb, {"olcSyncrepl": [(MODIFY_DELETE, [])]})
+    try:
+        dn = person(topology, "provider2")
+        assert topology.wait_entry("consumer", dn) is not None
+        code, out = topology.status()
+        lines = {line.split("\t")[0]: line.split("\t")[2] for line in out.splitlines()}
+        assert code == 1, out
+        assert lines == {"provider1": "lagging (server 002)", "provider2": "in sync",
+                         "consumer": "in sync"}, out
+    finally:
+        config.modify(mdb, {"olcSyncrepl": [(MODIFY_ADD, stanzas)]})
+        config.unbind()
+    topology.wait_in_sync()
 
 
 def test_status_of_a_stopped_topology(tmp_path: Path, topology: Topology) -> None:
