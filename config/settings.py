@@ -35,7 +35,8 @@ class Settings:
         default="ldap://127.0.0.1:3890",
         metadata=_doc(
             "Directory server URL(s): `ldap://`, `ldaps://` or `ldapi://`. Several URLs "
-            "separated by spaces or commas are tried in order (fail-over)."
+            "separated by spaces or commas are providers in fail-over order: a worker writes "
+            "to one until it fails, then to the next (see README, High availability)."
         ),
     )
     LDAP_BIND_DN: str = field(

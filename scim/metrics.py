@@ -20,6 +20,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -58,6 +59,24 @@ class Metrics:
         self.audit_failures = Counter(
             "scim_audit_write_failures", "Audit records that could not be written.",
             registry=self.registry)
+
+        self.ldap_failovers = Counter(
+            "scim_ldap_failovers", "Times a worker moved to another LDAP_URL because the "
+            "provider it wrote to stopped answering.", registry=self.registry)
+        self.ldap_provider = Gauge(
+            "scim_ldap_provider", "1-based position in LDAP_URL of the provider each worker "
+            "writes to (set by /readyz).", registry=self.registry,
+            multiprocess_mode="liveall")
+        self.ldap_replication_lag = Gauge(
+            "scim_ldap_replication_lag_seconds", "How far the provider the bridge writes to "
+            "is behind the newest change another provider holds (contextCSN times, sampled "
+            "by /readyz; absent when unknown).", registry=self.registry,
+            multiprocess_mode="livemax")
+
+    def provider(self, position: int, lag_seconds: float | None) -> None:
+        self.ldap_provider.set(position)
+        if lag_seconds is not None:
+            self.ldap_replication_lag.set(lag_seconds)
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         method = method if method in METHODS else "other"

@@ -4,7 +4,9 @@
 - ``/readyz``: the directory answers and holds what the service needs (the tenant's base
   entries, the empty-group placeholder, the ``scimResource`` class in the subschema);
   otherwise 503 with ``Retry-After``. For load balancers. Neither names a DN, host or
-  version: the reason goes to the log.
+  version: the reason goes to the log. A ready answer says which ``LDAP_URL`` (by its
+  1-based position, not its host) this worker writes to, and whether that provider lags
+  behind another one (contextCSN, sampled by each probe and exported as a metric).
 - ``/metrics``: Prometheus text format, only with ``Authorization: Bearer <METRICS_TOKEN>``;
   404 while ``METRICS_TOKEN`` is empty.
 
@@ -28,6 +30,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, re
 from config import Settings
 from directory import Pool, Repository, Tenant
 from directory.errors import DirectoryError
+from directory.replication import Lag, sample_lag
 from scim.audit import (
     AuditLog,
     active_change,
@@ -69,6 +72,7 @@ class Observability:
 def init_app(app: Flask, settings: Settings, pool: Pool, tenant: Tenant) -> Observability:
     """Register the hooks (before any other app-level hook) and the endpoints."""
     metrics = Metrics()
+    pool.on_failover = lambda _old, _new: metrics.ldap_failovers.inc()
     obs = Observability(metrics, AuditLog(settings.AUDIT_LOG, metrics.audit_failures.inc),
                         settings.METRICS_TOKEN.encode(), settings.SCIM_RETRY_AFTER,
                         pool, tenant)
@@ -231,7 +235,7 @@ def _body(response: Response) -> Any:
 # --- endpoints ------------------------------------------------------------------------------
 
 
-def _plain(body: dict[str, str], status: int, headers: dict[str, str] | None = None) -> Response:
+def _plain(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
     response = jsonify(body)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -249,7 +253,8 @@ def healthz() -> Response:
 def readyz() -> Response:
     """Readiness: the directory answers and holds our base entries and schema."""
     obs = current()
-    problem = directory_problem(obs.pool, obs.tenant)
+    lag = Lag(None)
+    problem = directory_problem(obs.pool, obs.tenant, lag)
     ready = problem is None
     if ready != obs.ready:
         if ready:
@@ -258,12 +263,20 @@ def readyz() -> Response:
             log.warning("not ready: %s", problem)
         obs.ready = ready
     if ready:
-        return _plain({"status": "ready"}, 200)
+        provider = obs.pool.current + 1
+        obs.metrics.provider(provider, lag.seconds)
+        if lag.lagging:
+            log.warning("the provider this worker writes to (LDAP_URL #%d) lags %.3f s "
+                        "behind another one", provider, lag.seconds)
+        return _plain({"status": "ready", "provider": provider, "lagging": lag.lagging}, 200)
     return _plain({"status": "unavailable"}, 503, {"Retry-After": str(obs.retry_after)})
 
 
-def directory_problem(pool: Pool, tenant: Tenant) -> str | None:
-    """Why the directory cannot serve SCIM now (for the log), or None when it can."""
+def directory_problem(pool: Pool, tenant: Tenant, lag: Lag | None = None) -> str | None:
+    """Why the directory cannot serve SCIM now (for the log), or None when it can.
+
+    With ``lag``, also sample the replication lag of the provider the pool writes to
+    (its ``seconds`` is set) when there are several ``LDAP_URL``s."""
     try:
         with pool.connection() as conn:
             repo = Repository(conn, tenant)
@@ -277,6 +290,8 @@ def directory_problem(pool: Pool, tenant: Tenant) -> str | None:
             classes = entry.values("objectClasses") if entry else []
             if not any(_SCIM_RESOURCE.search(str(c)) for c in classes):
                 return "the scimResource object class is not in the directory's schema"
+            if lag is not None and len(pool.urls) > 1:
+                lag.seconds = sample_lag(pool.settings, conn, pool.current).seconds
     except DirectoryError as exc:
         return f"directory error: {type(exc).__name__}: {exc}"
     return None

@@ -94,7 +94,7 @@ def test_healthz_answers_without_auth_and_says_nothing_internal(web):
 def test_readyz_checks_the_directory_and_schema(web):
     r = web.get("/readyz")
     assert r.status_code == 200
-    assert r.get_json() == {"status": "ready"}
+    assert r.get_json() == {"status": "ready", "provider": 1, "lagging": False}
     assert not INTERNAL.search(r.get_data(as_text=True))
 
 

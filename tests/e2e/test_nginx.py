@@ -408,7 +408,8 @@ def test_request_ids_pass_through_nginx(stack):
 
 def test_health_endpoints_need_no_token_and_metrics_do(stack):
     assert stack.call("GET", "/healthz", token=None).status == 200
-    assert stack.call("GET", "/readyz", token=None).json == {"status": "ready"}
+    assert stack.call("GET", "/readyz", token=None).json == {
+        "status": "ready", "provider": 1, "lagging": False}
     assert stack.call("GET", "/metrics", token=None).status == 401
     assert stack.call("GET", "/metrics", token=TOKEN).status == 401
     scraped = stack.call("GET", "/metrics", token=METRICS_TOKEN)
