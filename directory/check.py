@@ -163,11 +163,24 @@ class Fix:
         return asdict(self)
 
 
-def _unfinished(entry: Entry, out: Scan) -> None:
+def _admitted(entry: Entry, cls: str, out: Scan) -> bool:
+    """Whether the entry is a SCIM resource of ``cls`` to check further: one without
+    scimResource is reported (never touched), one of another class only counted; an
+    unfinished rename is noted."""
+    classes = _classes(entry)
+    if SCIM_CLASS not in classes:
+        out.others += 1
+        shown = ", ".join(str(c) for c in entry.values("objectClass"))
+        out.add(Finding(NOT_SCIM_RESOURCE, entry.dn, f"objectClass: {shown}"))
+        return False
+    if cls.lower() not in classes:
+        out.others += 1
+        return False
     former = references.unfinished(entry)
     if former:
         out.add(Finding(UNFINISHED_RENAME, entry.dn, f"{references.MARK}: " + ", ".join(former),
                         former[:SAMPLE], len(former)))
+    return True
 
 
 def _classes(entry: Entry) -> set[str]:
@@ -240,18 +253,9 @@ class Checker:
 
     def _person(self, entry: Entry, out: Scan, prone: list[tuple[str, str, list[str]]],
                 managers: list[tuple[Entry, str, str]]) -> None:
-        classes = _classes(entry)
-        if SCIM_CLASS not in classes:
-            out.others += 1
-            out.add(Finding(NOT_SCIM_RESOURCE, entry.dn,
-                            "objectClass: " + ", ".join(str(c) for c in
-                                                        entry.values("objectClass"))))
-            return
-        if USER_CLASS.lower() not in classes:
-            out.others += 1
+        if not _admitted(entry, USER_CLASS, out):
             return
         out.users += 1
-        _unfinished(entry, out)
         self._naming(entry, self.user_rdn, self.people, USER_CLASS, out, prone)
         for attr in self.references:
             for value in (str(v) for v in entry.values(attr)):
@@ -312,18 +316,9 @@ class Checker:
 
     def _group_entry(self, entry: Entry, out: Scan,
                      prone: list[tuple[str, str, list[str]]]) -> None:
-        classes = _classes(entry)
-        if SCIM_CLASS not in classes:
-            out.others += 1
-            out.add(Finding(NOT_SCIM_RESOURCE, entry.dn,
-                            "objectClass: " + ", ".join(str(c) for c in
-                                                        entry.values("objectClass"))))
-            return
-        if GROUP_CLASS.lower() not in classes:
-            out.others += 1
+        if not _admitted(entry, GROUP_CLASS, out):
             return
         out.groups += 1
-        _unfinished(entry, out)
         self._naming(entry, self.group_rdn, self.groups, GROUP_CLASS, out, prone)
         state = self.group_state(entry.dn)
         if state is None:
