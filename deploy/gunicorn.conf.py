@@ -129,22 +129,26 @@ def child_exit(server: Any, worker: Any) -> None:
     mark_process_dead(worker.pid)
 
 
-def worker_int(worker: Any) -> None:
-    """Ctrl-C (SIGINT) or SIGQUIT: gunicorn's *quick* shutdown. Exit now: a plain
-    ``sys.exit`` would wait for the worker's threads, and a thread blocked reading an
-    idle keep-alive connection (an open browser tab) holds it until the master's
-    ``graceful_timeout`` runs out and it is SIGKILLed ("Perhaps out of memory?").
-    SIGTERM (systemd, Docker) stays graceful: requests in flight are finished."""
-    import logging
-    import sys
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+def _exit_now(*_: Any) -> None:
     os._exit(0)
+
+
+def post_worker_init(worker: Any) -> None:
+    """Ctrl-C (SIGINT) or SIGQUIT: gunicorn's *quick* shutdown. The worker exits at once.
+
+    gunicorn's own handler is not used for these: the gthread worker's ``handle_quit``
+    shuts its thread pool down under a lock that a second signal arriving meanwhile (the
+    SIGINT of Ctrl-C to the whole process group, then the master's SIGQUIT) waits for
+    forever, so the worker hung until the master's ``graceful_timeout`` and a SIGKILL
+    ("Perhaps out of memory?"; seen in 1 Ctrl-C of 3 right after a request, py-spy
+    showed ``handle_quit`` inside ``handle_quit``). Nothing is flushed first, for the same
+    reason: every log line is written whole as it is made. SIGTERM (systemd, Docker)
+    stays gunicorn's graceful stop: requests in flight are finished.
+    """
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, _exit_now)
 
 
 def post_fork(server: Any, worker: Any) -> None:
@@ -154,4 +158,4 @@ def post_fork(server: Any, worker: Any) -> None:
     import signal
 
     for sig in (signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, lambda *_: os._exit(0))
+        signal.signal(sig, _exit_now)
