@@ -85,6 +85,12 @@ def test_serve_sets_up_slapd_prints_token_and_keeps_data(tmp_path):
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
                 "userName": "kept@example.org"})
             assert status == 201
+            # plain HTTP on loopback: the dashboard's cookie must come back from a browser
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/admin/login",
+                                        timeout=10) as page:
+                cookies = page.headers.get_all("Set-Cookie") or []
+            assert cookies and not any("secure" in c.lower().split("; ") for c in cookies), \
+                cookies
         finally:
             _stop(proc)
         root = f"http://127.0.0.1:{http_port}"
