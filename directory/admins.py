@@ -26,7 +26,7 @@ from typing import Any
 from ldap3 import BASE, LEVEL, MODIFY_REPLACE, SUBTREE, Connection
 from ldap3.utils.dn import escape_rdn
 
-from directory.errors import EntryExists, NoSuchEntry, translate
+from directory.errors import EntryExists, NoSuchEntry, entries_of
 from directory.tenant import inside
 from directory.tokens import gtime, parse_gtime
 
@@ -69,12 +69,8 @@ class Admins:
         self.base = base_dn
         self.clock = clock
 
-    def _do(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            fn(*args, **kwargs)
-        except Exception as exc:
-            raise translate(exc) from exc
-        return [r for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
+    def _do(self, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return entries_of(self.conn, fn, *args, **kwargs)
 
     def dn(self, login: str) -> str | None:
         """The DN an admin called ``login`` has; None when no admin can be called that."""

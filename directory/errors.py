@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ldap3.core import exceptions as lx
 
@@ -129,3 +130,13 @@ def refused_attribute(error: DirectoryError) -> str | None:
         if found:
             return found.group(1)
     return None
+
+
+def entries_of(conn: Any, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Call an ldap3 operation of ``conn`` with its errors translated; the search result
+    entries of its response (none for a write)."""
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:
+        raise translate(exc) from exc
+    return [r for r in conn.response or [] if r.get("type") == "searchResEntry"]

@@ -26,7 +26,7 @@ from directory.errors import (
     NoSuchAttribute,
     NoSuchEntry,
     ObjectClassViolation,
-    translate,
+    entries_of,
 )
 from directory.tenant import Tenant
 from directory.tokens import parse_gtime
@@ -64,12 +64,8 @@ class Readers:
         self.service = f"ou=Service,{root_base}"
         self.base = f"ou={READERS},{self.service}"
 
-    def _do(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            fn(*args, **kwargs)
-        except Exception as exc:
-            raise translate(exc) from exc
-        return [r for r in self.conn.response or [] if r.get("type") == "searchResEntry"]
+    def _do(self, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return entries_of(self.conn, fn, *args, **kwargs)
 
     def dn(self, name: str) -> str:
         return f"cn={escape_rdn(name)},{self.base}"
