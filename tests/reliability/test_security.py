@@ -18,7 +18,7 @@ from ldap3.core.exceptions import LDAPOperationResult
 
 from config import load_settings
 from directory import errors as de
-from directory.tokens import Store
+from directory.tokens import Store, split_token
 from scim.factory import create_app
 from scim.web import API_CSP
 from tests import entra
@@ -53,7 +53,10 @@ def test_no_secret_reaches_any_log(own_slapd, own_ldap, gunicorn: StartGunicorn,
                        "SCIM_RETRY_AFTER": "1", "LDAP_CONNECT_TIMEOUT": "0.5"}, workers=2)
     passwords = [f"Pw-{secrets.token_urlsafe(12)}" for _ in range(3)]
     wrong = f"scim_{managed.split('_')[1]}_{secrets.token_urlsafe(32)}"
-    secrets_used = [static, managed, managed.rsplit("_", 1)[1], client_secret, wrong,
+    # the secret part alone (it may itself contain "_", so split as the server does)
+    managed_parts = split_token(managed)
+    assert managed_parts is not None
+    secrets_used = [static, managed, managed_parts[1], client_secret, wrong,
                     own_slapd.env["LDAP_BIND_PASSWORD"], *passwords]
 
     uid = call(server, "POST", scim_path("/Users"), {
