@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint venv clean typecheck
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+# mypy reads its file list and settings from pyproject.toml
+typecheck: venv
+	$(VENV)/bin/mypy
 
 # The private slapd runs from var/slapd: stop it before its files go (else it keeps
 # serving deleted files and the next `make run` cannot start one on its port).
